@@ -1,0 +1,52 @@
+"""Typed failures. Each has a stable ``code`` that the API and job records expose to users.
+
+This module imports nothing heavy: the gateway uses it without torch.
+"""
+
+from typing import ClassVar
+
+
+class MimicMotionError(Exception):
+    """Base of every expected failure; ``message`` is written for the user who can act on it."""
+
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ModelFilesError(MimicMotionError):
+    """A model-directory file is missing or malformed; the message names the file."""
+
+    code = "model_files_invalid"
+
+
+class MediaError(MimicMotionError):
+    """An input image or video cannot be used."""
+
+    code = "invalid_media"
+
+
+class NotAnImageError(MediaError):
+    code = "input_not_image"
+
+
+class NotAVideoError(MediaError):
+    code = "input_not_video"
+
+
+class InputTooLargeError(MediaError):
+    code = "input_too_large"
+
+
+class NoPersonError(MimicMotionError):
+    """No usable person in the reference image or the driving video."""
+
+    code = "no_person_detected"
+
+
+class JobCanceledError(MimicMotionError):
+    """Raised between denoising steps when the caller asked to stop."""
+
+    code = "canceled"

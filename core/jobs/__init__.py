@@ -1,0 +1,1 @@
+"""Job records, parameters and their state machine. Torch-free: the gateway imports this package."""

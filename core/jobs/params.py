@@ -1,0 +1,45 @@
+"""JobParams: the one place that holds generation defaults and allowed ranges.
+
+The API's validation, the CLI flags and the pipeline arguments all come from here. Names follow
+the original's config (reference §10).
+"""
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_SEED = 2**63 - 1
+
+
+class JobParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: int = Field(
+        default=576, ge=256, le=1024, multiple_of=64,
+        description="Short side of the output in pixels; the long side follows the 9:16 rule.",
+    )
+    tile_size: int = Field(
+        default=72, ge=2, le=128,
+        description="Frames per denoising tile, the reference frame included (MimicMotion 1.1: 72).",
+    )
+    tile_overlap: int = Field(default=6, ge=0, le=127, description="Frames shared by consecutive tiles.")
+    num_inference_steps: int = Field(default=25, ge=1, le=100, description="Denoising steps.")
+    guidance_scale: float = Field(
+        default=2.0, ge=0.0, le=20.0, description="Classifier-free guidance; <= 1 skips the unconditional pass."
+    )
+    noise_aug_strength: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Noise added to the reference image before VAE encoding."
+    )
+    sample_stride: int = Field(
+        default=2, ge=1, le=16, description="Use every n-th driving frame (times fps/24 above 48 fps)."
+    )
+    fps: int = Field(default=15, ge=1, le=60, description="Frame rate of the output video.")
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="Random seed; drawn and recorded when absent."
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_tile(self) -> "JobParams":
+        if self.tile_overlap >= self.tile_size:
+            raise ValueError(
+                f"tile_overlap ({self.tile_overlap}) must be smaller than tile_size ({self.tile_size})"
+            )
+        return self

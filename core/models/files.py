@@ -1,0 +1,103 @@
+"""The model-directory layout: the only module that knows where each file lives.
+
+Same files a user downloads for the original release (DESIGN.md, "Model directory"). Checks are
+cheap (existence, JSON parses, required keys), so callers run them before any heavy loading and
+get one error naming the file instead of a traceback from inside a library.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ModelFilesError
+
+SVD_DIR = "svd"
+CHECKPOINT_FILE = "MimicMotion_1-1.pth"
+DETECTOR_FILE = "DWPose/yolox_l.onnx"
+POSE_MODEL_FILE = "DWPose/dw-ll_ucoco_384.onnx"
+
+# diffusers accepts either the plain or the fp16 variant of each weight file.
+_WEIGHT_NAMES = {
+    "vae": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"),
+    "image_encoder": ("model.safetensors", "model.fp16.safetensors"),
+}
+_REQUIRED_JSON = {
+    "model_index.json": (),
+    "unet/config.json": ("block_out_channels", "in_channels", "addition_time_embed_dim"),
+    "vae/config.json": ("latent_channels", "block_out_channels"),
+    "image_encoder/config.json": (),
+    "feature_extractor/preprocessor_config.json": ("image_mean", "image_std"),
+    "scheduler/scheduler_config.json": ("sigma_min", "sigma_max"),
+}
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Resolved paths of every file the service loads from a model directory."""
+
+    root: Path
+    svd_dir: Path
+    checkpoint: Path
+    detector: Path
+    pose_model: Path
+    vae_variant: str | None
+    image_encoder_variant: str | None
+
+    @property
+    def unet_config(self) -> Path:
+        return self.svd_dir / "unet" / "config.json"
+
+
+def resolve_model_files(model_dir: Path | str) -> ModelFiles:
+    """Check the layout of ``model_dir`` and return its resolved paths.
+
+    Raises:
+        ModelFilesError: naming the first missing or malformed file and what was expected.
+    """
+    root = Path(model_dir).expanduser()
+    if not root.is_dir():
+        raise ModelFilesError(f"model directory {root} does not exist or is not a directory")
+    svd_dir = root / SVD_DIR
+    for relative, keys in _REQUIRED_JSON.items():
+        _check_json(svd_dir / relative, keys)
+    variants = {name: _weight_variant(svd_dir / name, files) for name, files in _WEIGHT_NAMES.items()}
+    files = ModelFiles(
+        root=root,
+        svd_dir=svd_dir,
+        checkpoint=root / CHECKPOINT_FILE,
+        detector=root / DETECTOR_FILE,
+        pose_model=root / POSE_MODEL_FILE,
+        vae_variant=variants["vae"],
+        image_encoder_variant=variants["image_encoder"],
+    )
+    for path, what in (
+        (files.checkpoint, "the MimicMotion checkpoint (torch state dict with unet.* and pose_net.* keys)"),
+        (files.detector, "the YOLOX-L person detector (ONNX)"),
+        (files.pose_model, "the DWPose whole-body model (ONNX)"),
+    ):
+        if not path.is_file() or path.stat().st_size == 0:
+            raise ModelFilesError(f"missing {path}: expected {what}")
+    return files
+
+
+def _check_json(path: Path, required_keys: tuple[str, ...]) -> None:
+    if not path.is_file():
+        raise ModelFilesError(f"missing {path}: expected the SVD-xt-1.1 diffusers file {path.name}")
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFilesError(f"malformed {path}: not valid JSON ({exc})") from exc
+    if not isinstance(content, dict):
+        raise ModelFilesError(f"malformed {path}: expected a JSON object")
+    missing = [key for key in required_keys if key not in content]
+    if missing:
+        raise ModelFilesError(f"malformed {path}: missing keys {', '.join(missing)}")
+
+
+def _weight_variant(component_dir: Path, names: tuple[str, str]) -> str | None:
+    plain, fp16 = names
+    if (component_dir / plain).is_file():
+        return None
+    if (component_dir / fp16).is_file():
+        return "fp16"
+    raise ModelFilesError(f"missing {component_dir / plain}: expected weights ({plain} or {fp16})")

@@ -1,0 +1,1 @@
+"""The MimicMotion denoising pipeline with progressive latent fusion."""

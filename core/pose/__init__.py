@@ -1,0 +1,1 @@
+"""DWPose extraction, alignment to the reference body, and confidence-aware drawing."""

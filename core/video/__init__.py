@@ -1,0 +1,1 @@
+"""Image and video decoding, resizing and encoding (PyAV, Pillow)."""
