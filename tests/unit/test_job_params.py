@@ -1,0 +1,42 @@
+import pytest
+from pydantic import ValidationError
+
+from core.jobs.params import JobParams
+
+
+def test_job_params_defaults_follow_the_original_config() -> None:
+    params = JobParams()
+    assert (params.resolution, params.tile_size, params.tile_overlap) == (576, 72, 6)
+    assert (params.num_inference_steps, params.guidance_scale, params.noise_aug_strength) == (25, 2.0, 0.0)
+    assert (params.sample_stride, params.fps, params.seed) == (2, 15, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("resolution", 500),  # not a multiple of 64
+        ("resolution", 128),
+        ("tile_size", 1),
+        ("num_inference_steps", 0),
+        ("guidance_scale", -0.5),
+        ("noise_aug_strength", 1.5),
+        ("sample_stride", 0),
+        ("fps", 0),
+        ("seed", -1),
+        ("seed", 2**63),
+    ],
+)
+def test_job_params_rejects_out_of_range_values_naming_the_field(field: str, value: float) -> None:
+    with pytest.raises(ValidationError) as info:
+        JobParams(**{field: value})
+    assert info.value.errors()[0]["loc"] == (field,)
+
+
+def test_job_params_rejects_overlap_not_below_tile_size() -> None:
+    with pytest.raises(ValidationError, match="tile_overlap"):
+        JobParams(tile_size=16, tile_overlap=16)
+
+
+def test_job_params_rejects_unknown_fields() -> None:
+    with pytest.raises(ValidationError):
+        JobParams(frames_overlap=6)
