@@ -56,11 +56,16 @@ def draw_pose(pose: Pose, height: int, width: int) -> np.ndarray:
     return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
 
 
-def _blank_canvas(height: int, width: int) -> np.ndarray:
-    """Black (Hc, Wc, 3) uint8 canvas whose short side is 2160 (the original's size arithmetic)."""
+def canvas_size(height: int, width: int) -> tuple[int, int]:
+    """(Hc, Wc) of the drawing canvas: short side 2160, in the original's float arithmetic."""
     short_side = min(height, width)
     ratio = CANVAS_SHORT_SIDE / short_side if short_side != CANVAS_SHORT_SIDE else 1
-    return np.zeros((int(height * ratio), int(width * ratio), 3), dtype=np.uint8)
+    return int(height * ratio), int(width * ratio)
+
+
+def _blank_canvas(height: int, width: int) -> np.ndarray:
+    """Black (Hc, Wc, 3) uint8 canvas, drawn into as if it were BGR."""
+    return np.zeros((*canvas_size(height, width), 3), dtype=np.uint8)
 
 
 def draw_bodies(canvas: np.ndarray, pose: Pose) -> np.ndarray:
