@@ -29,8 +29,8 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "PPM", "TG
 
 # FFmpeg demuxers we accept (matched by name against "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", ...).
 # Without this list FFmpeg would also open playlists (hls, concat) that read other files or URLs, and
-# render text files as video (tty).
-VIDEO_FORMATS = "mov,matroska,avi,flv,mpegts,mpeg,ogg,asf,gif,apng,h264,hevc,ivf"
+# render text files as video (tty). The audio formats are here only to say "only audio" clearly.
+VIDEO_FORMATS = "mov,matroska,avi,flv,mpegts,mpeg,ogg,asf,gif,apng,h264,hevc,ivf,wav,mp3,flac,aac"
 VIDEO_OPEN_OPTIONS = {"format_whitelist": VIDEO_FORMATS, "protocol_whitelist": "file"}
 
 
@@ -192,7 +192,7 @@ def read_video_frames(
             container, stream, stride, max_frames, max_pixels_per_frame, name
         )
     if not frames:
-        raise NotAVideoError(f"{name} has a video stream but no frame could be decoded")
+        raise NotAVideoError(f"{name} has a video stream but no frame could be decoded (zero frames)")
     height, width = frames[0].shape[:2]
     # 3. A video cut short lasts as long as the frames it gave, not as long as its header claims.
     duration_s = probed.duration_s
@@ -231,6 +231,10 @@ def _decode_sampled(
     except (av.error.FFmpegError, ValueError) as exc:
         # Keep what decoded before the break; the caller refuses zero frames.
         logger.warning("%s: decoding stopped after %d frames: %s", name, num_decoded, exc)
+        return frames, num_decoded, False
+    # A file cut at a packet boundary ends without an error, but short of the count in its header.
+    if 0 < num_decoded < stream.frames:
+        logger.warning("%s: decoding stopped after %d of %d frames", name, num_decoded, stream.frames)
         return frames, num_decoded, False
     return frames, num_decoded, True
 

@@ -3,6 +3,7 @@
 Everything is generated from a seed, small, and written with PyAV or by hand; no downloads.
 """
 
+import io
 import struct
 import zlib
 from fractions import Fraction
@@ -36,22 +37,24 @@ def person_image(height: int = 256, width: int = 192, seed: int = 0) -> np.ndarr
 
 
 def moving_person_frames(num_frames: int, height: int = 144, width: int = 176, seed: int = 0) -> np.ndarray:
-    """(num_frames, height, width, 3) uint8 RGB: the figure walks left to right and swings its arms."""
+    """(num_frames, height, width, 3) uint8 RGB: over a fixed background the figure walks left to right
+    and swings its arms."""
     frames = []
     for index in range(num_frames):
         phase = index / max(1, num_frames - 1)
         center_x = 0.3 + 0.4 * phase
         arm_swing = float(np.sin(2 * np.pi * index / 8))
-        frames.append(_draw_figure(height, width, seed + index, center_x=center_x, arm_swing=arm_swing))
+        frames.append(_draw_figure(height, width, seed, center_x=center_x, arm_swing=arm_swing))
     return np.stack(frames)
 
 
 def _draw_figure(height: int, width: int, seed: int, *, center_x: float, arm_swing: float) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    # 1. Background: a vertical gradient with mild noise, so nothing is flat.
+    # 1. Background: a vertical gradient with mild grey noise, so nothing is flat. The noise is the
+    # same in all channels: yuv420p halves chroma, so colour noise would not survive a video round trip.
     gradient = np.linspace(60, 180, height, dtype=np.float32)[:, None, None]
     tint = np.array([1.0, 0.9, 0.8], dtype=np.float32)
-    background = gradient * tint + rng.normal(0.0, 8.0, (height, width, 3))
+    background = gradient * tint + rng.normal(0.0, 6.0, (height, width, 1))
     image = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     # 2. The figure, in units of the body height (about 80 % of the image height).
@@ -127,6 +130,16 @@ def write_truncated_video(path: Path, num_frames: int = 30, keep_fraction: float
     return path
 
 
+def write_corrupt_video(path: Path, num_frames: int = 20, seed: int = 0) -> Path:
+    """An MJPEG MKV with 64 bytes flipped in its second half: FFmpeg fails part-way through decoding."""
+    path = write_video(Path(path), moving_person_frames(num_frames, height=48, width=64), codec="mjpeg")
+    data = bytearray(path.read_bytes())
+    for index in np.random.default_rng(seed).integers(len(data) // 2, len(data) - 64, 64):
+        data[index] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
 def write_audio_only(path: Path, duration_s: float = 0.5) -> Path:
     """A silent mono audio file: AAC for ``.m4a``/``.mp4``, 16-bit PCM for ``.wav``."""
     path = Path(path)
@@ -145,10 +158,15 @@ def write_audio_only(path: Path, duration_s: float = 0.5) -> Path:
     return path
 
 
+def garbage_bytes(num_bytes: int = 4096, seed: int = 0) -> bytes:
+    """Random bytes: no format's magic number, nothing decodable."""
+    return np.random.default_rng(seed).integers(0, 256, num_bytes, dtype=np.uint8).tobytes()
+
+
 def write_garbage(path: Path, num_bytes: int = 4096, seed: int = 0) -> Path:
-    """Random bytes under whatever name the test picks (``garbage.mp4``, ``garbage.png``)."""
+    """``garbage_bytes`` under whatever name the test picks (``garbage.mp4``, ``garbage.png``)."""
     path = Path(path)
-    path.write_bytes(np.random.default_rng(seed).integers(0, 256, num_bytes, dtype=np.uint8).tobytes())
+    path.write_bytes(garbage_bytes(num_bytes, seed))
     return path
 
 
@@ -159,20 +177,36 @@ def write_empty(path: Path) -> Path:
     return path
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png(width: int, height: int, extra_chunks: bytes = b"") -> bytes:
+    # bit depth 1, colour type 0 (grey), compression 0, filter 0, no interlace; a few rows of pixels
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    rows = (b"\x00" + b"\x00" * ((width + 7) // 8)) * min(height, 4)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + extra_chunks
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
 def png_bomb_bytes(width: int = 30000, height: int = 30000) -> bytes:
     """A valid-looking PNG whose header claims ``width`` x ``height`` 1-bit pixels, in about 100 bytes.
 
-    Written by hand: one IHDR, an IDAT holding a few compressed rows, IEND. Decoding it fully would
-    need width*height bytes of memory; a safe reader refuses it from the header.
+    Written by hand: IHDR, an IDAT holding only a few rows, IEND. Decoding it fully would need
+    width*height bytes of memory; a safe reader refuses it from the header.
     """
+    return _png(width, height)
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    # bit depth 1, colour type 0 (grey), compression 0, filter 0, no interlace
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    row = b"\x00" + b"\x00" * ((width + 7) // 8)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * 4)) + chunk(b"IEND", b"")
+def png_text_bomb_bytes(text_bytes: int = 16 * 1024 * 1024) -> bytes:
+    """A 16x16 PNG with a zTXt chunk that inflates to ``text_bytes`` bytes from a few kilobytes."""
+    ztxt = b"Comment\x00\x00" + zlib.compress(b"A" * text_bytes, 9)
+    return _png(16, 16, _png_chunk(b"zTXt", ztxt))
 
 
 def write_png_bomb(path: Path, width: int = 30000, height: int = 30000) -> Path:
@@ -185,6 +219,14 @@ def write_png_bomb(path: Path, width: int = 30000, height: int = 30000) -> Path:
 def write_huge_video(path: Path, width: int = 4160, height: int = 4160) -> Path:
     """A one-frame MJPEG MKV of ``width`` x ``height`` (default just over 4096*4096 pixels); ~0.3 s."""
     return write_video(path, np.zeros((1, height, width, 3), dtype=np.uint8), codec="mjpeg", container="matroska")
+
+
+def truncated_png_bytes(keep_fraction: float = 0.5) -> bytes:
+    """A PNG of ``person_image`` cut off after ``keep_fraction`` of its bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(person_image(64, 48)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    return data[: int(len(data) * keep_fraction)]
 
 
 def write_image(path: Path, image: np.ndarray, format: str | None = None) -> Path:
