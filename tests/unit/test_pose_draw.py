@@ -197,4 +197,4 @@ def test_draw_pose_accepts_float32_keypoints_as_float64() -> None:
     narrow = {key: value.astype(np.float32) for key, value in arrays.items()}
     widened = {key: value.astype(np.float64) for key, value in narrow.items()}
 
-    assert np.array_equal(draw_pose(Pose(**narrow), 64, 36), draw_pose(Pose(**widened), 64, 36))
+    assert np.array_equal(draw_pose(Pose(**narrow), 40, 40), draw_pose(Pose(**widened), 40, 40))
