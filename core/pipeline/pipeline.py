@@ -1,0 +1,213 @@
+"""MimicMotionPipeline: pose-guided video generation with progressive latent fusion (reference §4, §5).
+
+Follows the original's order and random draws; faster by batching guidance branches and tiles into
+one UNet call and running PoseNet once per frame. Shapes: N' = N + 1 frames (reference frame 0
+first), T frames per tile, H, W pixels, h, w = H/8, W/8 latent, 4 latent channels.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from diffusers.schedulers.scheduling_euler_discrete import EulerDiscreteScheduler
+
+from core.models.loading import MimicMotionModels
+from core.pipeline import conditioning
+from core.pipeline.denoising import TileConditioning, apply_guidance, auto_tile_batch_size, predict_fused_noise
+from core.pipeline.tiling import fusion_weights, tile_indices
+
+logger = logging.getLogger(__name__)
+
+OnStep = Callable[[int, int], None]
+
+
+@dataclass
+class MimicMotionOutput:
+    """Generated frames and the seconds spent per stage."""
+
+    frames: np.ndarray  # (N, H, W, 3) uint8: one frame per pose frame, reference frame dropped
+    timings: dict[str, float] = field(default_factory=dict)  # conditioning, pose_latents, denoising, decoding
+
+
+class MimicMotionPipeline:
+    """Runs MimicMotion on loaded models; the models stay on their device between calls."""
+
+    def __init__(self, models: MimicMotionModels) -> None:
+        self.models = models
+        self.vae_scale_factor = 2 ** (len(models.vae.config["block_out_channels"]) - 1)
+        # The original ran everything in fp16, its weights, guidance and latents included. bfloat16 has
+        # too few mantissa bits for the fused sums, so there we keep latents and fusion in float32.
+        self.latents_dtype = torch.float32 if models.dtype == torch.bfloat16 else models.dtype
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: np.ndarray,
+        pose_frames: np.ndarray,
+        *,
+        seed: int,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 2.0,
+        noise_aug_strength: float = 0.0,
+        tile_size: int = 72,
+        tile_overlap: int = 6,
+        decode_chunk_size: int = 8,
+        tile_batch_size: int | None = None,
+        on_step: OnStep | None = None,
+    ) -> MimicMotionOutput:
+        """Animate ``image`` along ``pose_frames``.
+
+        Args:
+            image: (H, W, 3) uint8 reference image, already resized and cropped (the array DWPose saw).
+            pose_frames: (N + 1, H, W, 3) uint8 drawn poses, the reference image's own pose first.
+            seed: seeds the CPU generator of every random draw, so a seed gives the same noise anywhere.
+            tile_batch_size: tiles per UNet call; None picks 1 on CPU and what free memory allows on CUDA.
+            on_step: called as ``on_step(step, total_steps)`` after each denoising step (step counts
+                from 1); it may raise ``JobCanceledError`` to stop between steps.
+        """
+        models, timer = self.models, _StageTimer(self.models.device)
+        # 0. Inputs and defaults
+        self._check_inputs(image, pose_frames, num_inference_steps, decode_chunk_size, tile_batch_size)
+        num_frames = len(pose_frames)
+        height, width = image.shape[:2]
+        latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
+        do_classifier_free_guidance = guidance_scale > 1.0  # departure: <= 1 skips uncond (reference §4.1 step 1)
+        generator = torch.Generator("cpu").manual_seed(seed)
+        image = conditioning.round_trip_image(image, models.dtype)
+        with timer.stage("conditioning"):
+            # 1. CLIP embedding (zeros for the uncond branch, built per UNet call)
+            image_embeddings = conditioning.encode_image(models, image)
+            # 2. Noise augmentation and VAE encoding (RNG draw 1)
+            image_latents = conditioning.encode_vae_image(models, image, noise_aug_strength, generator)
+            # 3. Added time ids (fps - 1)
+            added_time_ids = conditioning.added_time_ids(models, noise_aug_strength)
+        # 4. Timesteps
+        scheduler = EulerDiscreteScheduler.from_config(models.scheduler_config)
+        scheduler.set_timesteps(num_inference_steps, device=models.device)
+        # 5. Initial latents: one tile of noise, repeated over frames (RNG draw 2)
+        tiles = tile_indices(num_frames, tile_size, tile_overlap)
+        latents = self._prepare_latents(len(tiles[0]), num_frames, latent_size, scheduler, generator)
+        # 6. Per-frame guidance, over the whole video (constant: the original passes min = max)
+        guidance = torch.linspace(guidance_scale, guidance_scale, num_frames, dtype=self.latents_dtype)
+        guidance = guidance.to(models.device).view(1, num_frames, 1, 1, 1)
+        # 7. Tile layout and fusion weights (reference §5)
+        weights = fusion_weights(len(tiles[0]), dtype=self.latents_dtype, device=models.device)
+        if tile_batch_size is None:
+            rows = 2 if do_classifier_free_guidance else 1
+            tile_batch_size = auto_tile_batch_size(models.device, len(tiles), len(tiles[0]), latent_size, rows)
+        # 8. Pose latents, once per frame
+        with timer.stage("pose_latents"):
+            pose_latents = conditioning.encode_poses(models, pose_frames)
+        tile_conditioning = TileConditioning(
+            image_embeddings, image_latents, added_time_ids, pose_latents, do_classifier_free_guidance
+        )
+        logger.info(
+            "denoising %d frames in %d tiles of %d, %d tile(s) per UNet call, %d steps",
+            num_frames, len(tiles), len(tiles[0]), tile_batch_size, num_inference_steps,
+        )  # fmt: skip
+        # 9. Denoising loop
+        with timer.stage("denoising"):
+            for step, t in enumerate(scheduler.timesteps):
+                latent_model_input = scheduler.scale_model_input(latents, t)
+                noise_pred = predict_fused_noise(
+                    models.unet, latent_model_input, self._unet_timestep(t), tile_conditioning,
+                    tiles, weights, tile_batch_size,
+                )  # fmt: skip
+                noise_pred = apply_guidance(noise_pred, guidance)
+                # RNG draw 3 is skipped: the original's Euler step (diffusers 0.27) drew unused noise here
+                # every step (s_churn = 0, so gamma = 0); nothing is drawn after it, so no output changes.
+                # diffusers 0.42 draws only when gamma > 0.
+                latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+                if on_step is not None:
+                    on_step(step + 1, num_inference_steps)
+        # 10. Chunked VAE decode
+        with timer.stage("decoding"):
+            frames = self._decode_latents(latents, decode_chunk_size)
+        # 11. Output, reference frame dropped
+        return MimicMotionOutput(frames=frames[1:], timings=timer.timings)
+
+    def _check_inputs(
+        self,
+        image: np.ndarray,
+        pose_frames: np.ndarray,
+        num_inference_steps: int,
+        decode_chunk_size: int,
+        tile_batch_size: int | None,
+    ) -> None:
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
+        height, width = image.shape[:2]
+        if height % self.vae_scale_factor or width % self.vae_scale_factor:
+            raise ValueError(
+                f"image height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}"
+            )
+        if pose_frames.dtype != np.uint8 or pose_frames.shape[1:] != image.shape or len(pose_frames) < 2:
+            raise ValueError(
+                f"pose_frames must be (N + 1, {height}, {width}, 3) uint8 with N >= 1, "
+                f"got {pose_frames.dtype} {pose_frames.shape}"
+            )
+        for name, value in (
+            ("num_inference_steps", num_inference_steps),
+            ("decode_chunk_size", decode_chunk_size),
+            ("tile_batch_size", tile_batch_size or 1),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+
+    def _prepare_latents(
+        self,
+        num_tile_frames: int,
+        num_frames: int,
+        latent_size: tuple[int, int],
+        scheduler: EulerDiscreteScheduler,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """(1, N', 4, h, w): frame f starts from noise slot f mod T (reference §4.1 step 7)."""
+        shape = (1, num_tile_frames, self.models.unet.config["in_channels"] // 2, *latent_size)
+        # RNG draw 2: float32 on CPU, then moved and cast, so a seed means the same noise everywhere.
+        noise = torch.randn(shape, generator=generator, dtype=torch.float32)
+        latents = noise.to(self.models.device, self.latents_dtype) * scheduler.init_noise_sigma
+        repeats = num_frames // num_tile_frames + 1
+        return latents.repeat(1, repeats, 1, 1, 1)[:, :num_frames]  # (1, T * repeats, ...) -> (1, N', ...)
+
+    def _unet_timestep(self, t: torch.Tensor) -> torch.Tensor:
+        # In fp16 the original's timesteps were fp16 (reference §4.1 step 6); float32 and bfloat16 runs
+        # keep the scheduler's float32 t (bfloat16 would round it far more than the original did).
+        return t.to(self.latents_dtype)
+
+    def _decode_latents(self, latents: torch.Tensor, decode_chunk_size: int) -> np.ndarray:
+        """(1, N', 4, h, w) latents -> (N', H, W, 3) uint8, decoding ``decode_chunk_size`` frames at a time.
+
+        The temporal decoder mixes frames only within a chunk, so the chunk size is part of the output.
+        """
+        vae = self.models.vae
+        latents = latents.flatten(0, 1).to(self.models.dtype)  # (N', 4, h, w)
+        latents = 1 / vae.config["scaling_factor"] * latents
+        chunks = []
+        for start in range(0, len(latents), decode_chunk_size):
+            chunk = latents[start : start + decode_chunk_size]
+            chunks.append(vae.decode(chunk, num_frames=len(chunk)).sample.float())  # (n, 3, H, W)
+        frames = (torch.cat(chunks) / 2 + 0.5).clamp(0, 1)
+        # * 255 then truncation toward zero, as the original's .to(uint8) (reference §4.1 step 14)
+        frames = (frames * 255).to(torch.uint8)
+        return frames.permute(0, 2, 3, 1).cpu().numpy()  # (N', 3, H, W) -> (N', H, W, 3)
+
+
+class _StageTimer:
+    """Wall-clock seconds per stage; waits for the device so queued GPU work lands in its own stage."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timings[name] = round(time.perf_counter() - start, 4)
