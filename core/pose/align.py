@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import MediaError, NoPersonError
-from core.pose.records import Pose
+from core.pose.records import BODY_SCORE_THRESHOLD, Pose
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,9 @@ def _visible_reference_keypoints(reference: Pose) -> list[int]:
         raise NoPersonError(
             "no person found in the reference image: use a photo that shows one person, whole body if possible"
         )
-    visible = reference.body_visible[0]
+    # Compared in float64, as the original's scores were: float32 scores would be compared with
+    # float32(0.3) and drop a score of exactly float32(0.3), which the original keeps.
+    visible = np.asarray(reference.body_scores[0], dtype=np.float64) > BODY_SCORE_THRESHOLD
     keypoint_ids = [i for i in REFERENCE_KEYPOINTS if visible[i]]
     if not keypoint_ids:
         raise NoPersonError(

@@ -223,3 +223,15 @@ def test_fit_alignment_recovers_random_scale_and_offset(
     assert fitted.ax == pytest.approx(truth.ax, rel=1e-9)
     assert fitted.by == pytest.approx(by, abs=1e-9)
     assert fitted.bx == pytest.approx(bx, abs=1e-9)
+
+
+def test_fit_alignment_compares_float32_scores_in_float64() -> None:
+    # float32(0.3) = 0.3000000119... > 0.3: the original (float64 scores) keeps that keypoint.
+    ref = reference_body()
+    scores = np.zeros((1, 18), dtype=np.float32)
+    scores[0, 0] = np.float32(0.3)
+    driving = [make_pose(reference_body(seed)[None]) for seed in (1, 2)]
+
+    fitted = fit_alignment(make_pose(ref[None], scores), driving, REFERENCE_SIZE, VIDEO_SIZE)  # no raise
+
+    assert fitted.ay == pytest.approx(0.0, abs=1e-9)  # one reference y, tiled: a flat fit
