@@ -9,12 +9,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.errors import MediaError
 from core.video.decode import frame_stride
 
 __all__ = ["frame_stride", "prepare_reference_image", "resize_and_crop", "target_size"]
 
 # reference §4.0 step 2: the original's constants.ASPECT_RATIO, the 9:16 frame SVD was trained on.
 ASPECT_RATIO = 9 / 16
+# Departure from the original: a 1 x 40000 strip would cover-resize to 576 x 23 million pixels and
+# exhaust memory, so a cover resize larger than this many target areas is refused.
+MAX_COVER_AREA_RATIO = 16
 
 
 def target_size(height: int, width: int, resolution: int) -> tuple[int, int]:
@@ -76,12 +80,21 @@ def resize_and_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Cover-resize then center-crop an (H, W, 3) uint8 RGB image to (height, width, 3) uint8.
 
     Reference §4.0 steps 3-4 exactly, so the result equals the array the original feeds to DWPose.
+
+    Raises:
+        MediaError: the aspect ratio is so extreme that the cover resize would exceed
+            ``MAX_COVER_AREA_RATIO`` times the target area (the original would run out of memory).
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8, got shape {image.shape} dtype {image.dtype}")
     if height <= 0 or width <= 0:
         raise ValueError(f"target size must be positive, got height={height}, width={width}")
     resize_height, resize_width = cover_size(image.shape[0], image.shape[1], height, width)
+    if resize_height * resize_width > MAX_COVER_AREA_RATIO * height * width:
+        raise MediaError(
+            f"the image's aspect ratio ({image.shape[1]}x{image.shape[0]}) is too far from the "
+            f"{width}x{height} output: less than 1/{MAX_COVER_AREA_RATIO} of it would remain after cropping"
+        )
     resized = resize_bilinear(image, resize_height, resize_width)
     return np.ascontiguousarray(center_crop(resized, height, width))
 

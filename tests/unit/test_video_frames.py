@@ -7,7 +7,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import MediaError
 from core.video.frames import (
+    MAX_COVER_AREA_RATIO,
     center_crop,
     cover_size,
     frame_stride,
@@ -99,16 +101,34 @@ def test_resize_and_crop_equals_direct_torch_interpolate_and_round(
     assert result.flags["C_CONTIGUOUS"]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     height=st.integers(1, 200),
     width=st.integers(1, 200),
     resolution=st.sampled_from([40, 64, 100, 128]),
 )
-def test_prepare_reference_image_always_gives_the_target_shape(height: int, width: int, resolution: int) -> None:
+def test_prepare_reference_image_gives_the_target_shape_or_refuses_extreme_aspect(
+    height: int, width: int, resolution: int
+) -> None:
     image = np.zeros((height, width, 3), dtype=np.uint8)
     target = target_size(height, width, resolution)
-    assert prepare_reference_image(image, resolution).shape == (*target, 3)
+    cover = cover_size(height, width, *target)
+    if cover[0] * cover[1] > MAX_COVER_AREA_RATIO * target[0] * target[1]:
+        with pytest.raises(MediaError, match="aspect ratio"):
+            prepare_reference_image(image, resolution)
+    else:
+        assert prepare_reference_image(image, resolution).shape == (*target, 3)
+
+
+def test_prepare_reference_image_refuses_a_thin_strip_before_resizing() -> None:
+    # 1 x 40000 pixels passes read_image's pixel limit but would cover-resize to 576 x 23,040,000.
+    with pytest.raises(MediaError, match=r"40000x1\) is too far from the 1024x576 output"):
+        prepare_reference_image(np.zeros((1, 40000, 3), dtype=np.uint8), 576)
+
+
+def test_prepare_reference_image_accepts_a_panorama_within_the_limit() -> None:
+    # 1:8 landscape into 576x1024: cover is 576 x 4608, 4.5 target areas.
+    assert prepare_reference_image(np.zeros((8, 64, 3), dtype=np.uint8), 576).shape == (576, 1024, 3)
 
 
 def test_prepare_reference_image_of_a_portrait_person_is_1024_by_576() -> None:
