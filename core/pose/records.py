@@ -37,5 +37,8 @@ class Pose:
 
     @property
     def body_visible(self) -> np.ndarray:
-        """(P, 18) bool: the original's ``subset != -1`` (score strictly above 0.3)."""
-        return self.body_scores > BODY_SCORE_THRESHOLD
+        """(P, 18) bool: the original's ``subset != -1`` (score strictly above 0.3).
+
+        Compared in float64 as the original's scores were: float32(0.3) > 0.3 would differ.
+        """
+        return self.body_scores.astype(np.float64) > BODY_SCORE_THRESHOLD
