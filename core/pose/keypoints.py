@@ -1,8 +1,7 @@
 """Top-down crop and SimCC decoding of the DWPose whole-body model, as the original does it (reference §6).
 
-Pure numpy/OpenCV: bbox -> (center, scale) -> affine crop -> normalised input, and SimCC vectors ->
-keypoints in image pixels. Dtypes follow the original step by step, so the numbers agree exactly.
-Sizes are (w, h) pairs, as in the original; K is the number of keypoints.
+Pure numpy/OpenCV, with the original's dtypes at every step so the numbers agree exactly. Sizes are
+(w, h) pairs, as in the original; K is the number of keypoints.
 """
 
 import cv2
