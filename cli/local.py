@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from cli.params import job_params_from_args
+from cli.progress import progress_bar
 from core.errors import ModelFilesError
 from core.models.files import ModelFiles, resolve_model_files
 from core.settings import Settings
@@ -20,12 +21,39 @@ def make_tiny_model_command(directory: Path, *, seed: int) -> None:
     print(f"tiny model written to {directory}")
 
 
+def animate_command(args: argparse.Namespace, settings: Settings) -> None:
+    from core.animate import animate, load_animator
+    from core.video.decode import read_image, read_video_frames
+    from core.video.encode import write_frames
+
+    params = job_params_from_args(args)
+    files = _model_files(args, settings)
+    started = time.perf_counter()
+    image = read_image(args.image)
+    video = read_video_frames(args.video, sample_stride=params.sample_stride)
+    read_s = time.perf_counter() - started
+    animator = load_animator(files, device=args.device or settings.device, dtype=args.dtype or settings.dtype)
+    with progress_bar(params.num_inference_steps, "denoising") as on_step:
+        animation = animate(
+            image, video.frames, params, animator, decode_chunk_size=settings.decode_chunk_size, on_step=on_step
+        )
+    encode_started = time.perf_counter()
+    write_frames(animation.frames, args.out, fps=params.fps)
+    if args.pose_out is not None:
+        write_frames(animation.pose_frames, args.pose_out, fps=params.fps)
+    timings = {"read": read_s, **animation.timings, "write": time.perf_counter() - encode_started}
+    num_frames, height, width = animation.frames.shape[:3]
+    print(
+        f"{num_frames} frames at {width}x{height}, seed {animation.params.seed} -> {args.out} "
+        f"({', '.join(f'{stage} {seconds:.1f} s' for stage, seconds in timings.items())})"
+    )
+
+
 def pose_command(args: argparse.Namespace, settings: Settings) -> None:
     from core.pose.extract import extract_pose_frames
     from core.pose.wholebody import WholebodyEstimator
     from core.video.decode import read_image, read_video_frames
     from core.video.encode import write_frames
-
     from core.video.frames import prepare_reference_image
 
     params = job_params_from_args(args)

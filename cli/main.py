@@ -28,6 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("directory", type=Path)
     tiny.add_argument("--seed", type=int, default=0, help="Weight seed (default: 0).")
 
+    animate = commands.add_parser("animate", help="Animate the person in --image along --video, locally.")
+    _add_input_flags(animate)
+    animate.add_argument(
+        "--out", type=Path, required=True, help="Output: a .mp4 file (H.264), or a PNG frame directory."
+    )
+    animate.add_argument("--pose-out", type=Path, default=None, help="Also write the drawn pose frames here.")
+    animate.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "float16", "bfloat16"),
+        default=None,
+        help="Model dtype (default: settings; auto is bfloat16 on CUDA, float32 on CPU).",
+    )
+    add_job_param_flags(animate)
+
     pose = commands.add_parser(
         "pose", help="Write the aligned, drawn pose frames exactly as the pipeline consumes them."
     )
@@ -60,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "make-tiny-model":
             local.make_tiny_model_command(args.directory, seed=args.seed)
+        elif args.command == "animate":
+            local.animate_command(args, settings)
         elif args.command == "pose":
             local.pose_command(args, settings)
     except MimicMotionError as exc:

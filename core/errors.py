@@ -50,3 +50,9 @@ class JobCanceledError(MimicMotionError):
     """Raised between denoising steps when the caller asked to stop."""
 
     code = "canceled"
+
+
+class ConfigurationError(MimicMotionError):
+    """A setting cannot be honoured on this machine (e.g. device cuda without a GPU)."""
+
+    code = "invalid_configuration"

@@ -13,7 +13,7 @@ class JobParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     resolution: int = Field(
-        default=576, ge=256, le=1024, multiple_of=64,
+        default=576, ge=128, le=1024, multiple_of=64,
         description="Short side of the output in pixels; the long side follows the 9:16 rule.",
     )
     tile_size: int = Field(
@@ -29,7 +29,10 @@ class JobParams(BaseModel):
         default=0.0, ge=0.0, le=1.0, description="Noise added to the reference image before VAE encoding."
     )
     sample_stride: int = Field(
-        default=2, ge=1, le=16, description="Use every n-th driving frame (times fps/24 above 48 fps)."
+        default=2,
+        ge=1,
+        le=16,
+        description="Use every n-th driving frame (times int(fps / 24) for videos of 48 fps and more).",
     )
     fps: int = Field(default=15, ge=1, le=60, description="Frame rate of the output video.")
     seed: int | None = Field(

@@ -15,7 +15,7 @@ def test_job_params_defaults_follow_the_original_config() -> None:
     ("field", "value"),
     [
         ("resolution", 500),  # not a multiple of 64
-        ("resolution", 128),
+        ("resolution", 64),
         ("tile_size", 1),
         ("num_inference_steps", 0),
         ("guidance_scale", -0.5),
