@@ -24,11 +24,12 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# The tiny model at a small size keeps the CPU run short; real weights take the defaults.
 demo: install
 	$(BIN)/mimicmotion make-tiny-model $(DEMO_DIR)/model
-	$(BIN)/mimicmotion pose --model-dir $(DEMO_DIR)/model --image assets/sample/person.png \
-		--video assets/sample/drive.mp4 --out $(DEMO_DIR)/poses
-	@echo "pose frames written to $(DEMO_DIR)/poses"
+	$(BIN)/mimicmotion animate --model-dir $(DEMO_DIR)/model --image assets/sample/person.png \
+		--video assets/sample/drive.mp4 --out $(DEMO_DIR)/animation.mp4 --pose-out $(DEMO_DIR)/poses.mp4 \
+		--resolution 128 --num-inference-steps 8 --tile-size 16 --tile-overlap 4 --seed 42
 
 clean:
 	rm -rf $(VENV) .mimicmotion

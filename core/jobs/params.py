@@ -4,7 +4,7 @@ The API's validation, the CLI flags and the pipeline arguments all come from her
 the original's config (reference §10).
 """
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MAX_SEED = 2**63 - 1
 
@@ -39,10 +39,10 @@ class JobParams(BaseModel):
         default=None, ge=0, le=MAX_SEED, description="Random seed; drawn and recorded when absent."
     )
 
-    @model_validator(mode="after")
-    def _overlap_below_tile(self) -> "JobParams":
-        if self.tile_overlap >= self.tile_size:
-            raise ValueError(
-                f"tile_overlap ({self.tile_overlap}) must be smaller than tile_size ({self.tile_size})"
-            )
-        return self
+    @field_validator("tile_overlap")
+    @classmethod
+    def _overlap_below_tile(cls, tile_overlap: int, info: ValidationInfo) -> int:
+        tile_size = info.data.get("tile_size")
+        if tile_size is not None and tile_overlap >= tile_size:
+            raise ValueError(f"must be smaller than tile_size ({tile_size})")
+        return tile_overlap

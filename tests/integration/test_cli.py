@@ -1,0 +1,126 @@
+"""The ``mimicmotion`` command on the tiny model: pose and animate end to end on real files."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli.main import main
+from core.models.files import resolve_model_files
+from core.pose.draw import draw_pose
+from core.pose.wholebody import WholebodyEstimator
+from core.settings import get_settings
+from core.video.decode import read_image, read_video_frames
+from core.video.frames import prepare_reference_image
+from tests.support.media import moving_person_frames, person_image, write_garbage, write_image, write_video
+
+# Small but real: resolution 128 gives 192x128 frames (portrait), 11 sampled frames, 2 tiles of 8.
+ANIMATE_FLAGS = [
+    "--resolution", "128", "--num-inference-steps", "2", "--tile-size", "8", "--tile-overlap", "2",
+    "--sample-stride", "2", "--seed", "7", "--device", "cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("MIMICMOTION_MODEL_DIR", "MIMICMOTION_DEVICE", "MIMICMOTION_DTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> tuple[Path, Path]:
+    image = write_image(tmp_path / "person.png", person_image(200, 150, seed=1))
+    video = write_video(tmp_path / "drive.mp4", moving_person_frames(21, 96, 128, seed=2), fps=24)
+    return image, video
+
+
+def test_pose_writes_reference_pose_then_one_aligned_frame_per_sampled_frame(
+    tiny_model_dir: Path, inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    image, video = inputs
+    out = tmp_path / "poses"
+    args = ["pose", "--model-dir", str(tiny_model_dir), "--image", str(image), "--video", str(video)]
+    assert main([*args, "--out", str(out), "--resolution", "128", "--device", "cpu"]) == 0
+
+    frames = sorted(out.glob("*.png"))
+    assert [path.name for path in frames[:2]] == ["00000.png", "00001.png"]
+    assert len(frames) == 1 + 11  # reference pose + frames 0, 2, ..., 20
+    first = np.asarray(Image.open(frames[0]))
+    assert first.shape == (192, 128, 3)
+    # Frame 0 is the reference image's own pose, drawn without rescaling.
+    reference = prepare_reference_image(read_image(image), 128)
+    estimator = WholebodyEstimator.from_model_files(resolve_model_files(tiny_model_dir), device="cpu")
+    np.testing.assert_array_equal(first, draw_pose(estimator.estimate(reference), 192, 128))
+    assert first.any()
+
+
+def test_animate_writes_an_mp4_and_the_pose_frames(
+    tiny_model_dir: Path, inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image, video = inputs
+    out, pose_out = tmp_path / "out.mp4", tmp_path / "poses"
+    args = ["animate", "--model-dir", str(tiny_model_dir), "--image", str(image), "--video", str(video)]
+    assert main([*args, "--out", str(out), "--pose-out", str(pose_out), *ANIMATE_FLAGS]) == 0
+
+    result = read_video_frames(out, sample_stride=1)
+    assert result.frames.shape == (11, 192, 128, 3)  # reference frame dropped
+    assert result.info.codec == "h264"
+    assert len(list(pose_out.glob("*.png"))) == 12
+    summary = capsys.readouterr().out
+    assert "11 frames at 128x192, seed 7" in summary
+    assert "denoising" in summary
+
+
+def test_animate_to_a_directory_writes_lossless_png_frames_deterministically(
+    tiny_model_dir: Path, inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    image, video = inputs
+    args = ["animate", "--model-dir", str(tiny_model_dir), "--image", str(image), "--video", str(video)]
+    runs = []
+    for name in ("a", "b"):
+        assert main([*args, "--out", str(tmp_path / name), *ANIMATE_FLAGS]) == 0
+        runs.append([np.asarray(Image.open(path)) for path in sorted((tmp_path / name).glob("*.png"))])
+    assert len(runs[0]) == 11
+    assert all(np.array_equal(a, b) for a, b in zip(*runs, strict=True))
+    assert runs[0][0].std() > 0
+
+
+def test_bad_input_is_one_line_with_its_code_not_a_traceback(
+    tiny_model_dir: Path, inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image, _ = inputs
+    garbage = write_garbage(tmp_path / "drive.mp4")
+    args = ["pose", "--model-dir", str(tiny_model_dir), "--image", str(image), "--video", str(garbage)]
+    assert main([*args, "--out", str(tmp_path / "poses")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("mimicmotion: error [input_not_video]: ")
+    assert "Traceback" not in error
+
+
+def test_missing_model_dir_names_the_setting(inputs: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    image, video = inputs
+    assert main(["pose", "--image", str(image), "--video", str(video), "--out", str(tmp_path / "p")]) == 2
+    assert "MIMICMOTION_MODEL_DIR" in capsys.readouterr().err
+
+
+def test_out_of_range_flag_is_rejected_naming_the_flag(inputs: tuple[Path, Path], tmp_path: Path) -> None:
+    image, video = inputs
+    with pytest.raises(SystemExit, match="--tile-overlap"):
+        main(["animate", "--image", str(image), "--video", str(video), "--out", "x.mp4",
+              "--tile-size", "8", "--tile-overlap", "8"])  # fmt: skip
+
+
+def test_console_script_makes_a_tiny_model(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [Path(sys.executable).parent / "mimicmotion", "make-tiny-model", str(tmp_path / "m")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    resolve_model_files(tmp_path / "m")
