@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -33,6 +33,40 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("./.mimicmotion"),
         description="Local storage and scratch space for the embedded default stack.",
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for the queue and the job store.")
+    host: str = Field(default="127.0.0.1", description="Gateway bind address (`--host` overrides).")
+    port: int = Field(default=8000, ge=1, le=65535, description="Gateway bind port (`--port` overrides).")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients use to reach the gateway (for Location and local file URLs). "
+        "Unset: http://HOST:PORT.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint for results. Unset: results are stored under data_dir."
+    )
+    s3_public_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint that presigned URLs are signed for, when clients reach S3 by another address.",
+    )
+    s3_bucket: str = Field(default="mimicmotion", description="Bucket for results when S3 is configured.")
+    s3_region: str = Field(default="us-east-1", description="Region for S3 request signing.")
+    output_url_ttl_s: int = Field(
+        default=3600, ge=60, le=604800, description="Lifetime of presigned output URLs, minted on every read."
+    )
+    url_signing_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key that signs local /files URLs. Empty: a random key is made and kept under data_dir.",
+    )
+    fetch_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDRs that input fetching may reach although private or loopback.",
+    )
+    fetch_max_image_bytes: int = Field(default=20_000_000, ge=1, description="Largest input image download.")
+    fetch_max_video_bytes: int = Field(default=200_000_000, ge=1, description="Largest input video download.")
+    fetch_timeout_s: float = Field(default=60.0, gt=0, description="Total time allowed for one input download.")
+    max_video_frames: int = Field(
+        default=2000, ge=1, description="Most driving frames a job may use after sample_stride."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
