@@ -5,14 +5,13 @@ then the pipeline. No files, no network, no queue: callers decode inputs and wri
 """
 
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from core.errors import ConfigurationError
-from core.jobs.params import JobParams
+from core.jobs.params import JobParams, with_seed
 from core.models.files import ModelFiles
 from core.models.loading import load_models, resolve_device, resolve_dtype
 from core.pipeline.pipeline import MimicMotionPipeline, OnStep
@@ -57,13 +56,6 @@ def load_animator(files: ModelFiles, *, device: str = "auto", dtype: str = "auto
         time.perf_counter() - started,
     )  # fmt: skip
     return Animator(estimator=estimator, pipeline=pipeline)
-
-
-def with_seed(params: JobParams) -> JobParams:
-    """Return ``params`` with a seed: the given one, or a fresh random one to record."""
-    if params.seed is not None:
-        return params
-    return params.model_copy(update={"seed": secrets.randbelow(2**32)})
 
 
 def animate(

@@ -56,3 +56,9 @@ class ConfigurationError(MimicMotionError):
     """A setting cannot be honoured on this machine (e.g. device cuda without a GPU)."""
 
     code = "invalid_configuration"
+
+
+class JobNotFoundError(MimicMotionError):
+    """No such job, or it belongs to another API key (the two are not told apart)."""
+
+    code = "not_found"

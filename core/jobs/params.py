@@ -4,6 +4,8 @@ The API's validation, the CLI flags and the pipeline arguments all come from her
 the original's config (reference §10).
 """
 
+import secrets
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MAX_SEED = 2**63 - 1
@@ -46,3 +48,10 @@ class JobParams(BaseModel):
         if tile_size is not None and tile_overlap >= tile_size:
             raise ValueError(f"must be smaller than tile_size ({tile_size})")
         return tile_overlap
+
+
+def with_seed(params: JobParams) -> JobParams:
+    """Return ``params`` with a seed: the given one, or a fresh random one to record."""
+    if params.seed is not None:
+        return params
+    return params.model_copy(update={"seed": secrets.randbelow(2**32)})

@@ -1,0 +1,90 @@
+"""The job record as stored: status, progress, outputs, timings. Torch-free.
+
+``Job`` is what the store keeps; the gateway builds its public view from it and mints output
+URLs on every read, so nothing here holds a URL that could expire.
+"""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from core.jobs.params import JobParams
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+
+
+class Stage(StrEnum):
+    """The worker's stages, in order."""
+
+    fetching = "fetching"
+    pose = "pose"
+    denoising = "denoising"
+    decoding = "decoding"
+    encoding = "encoding"
+    uploading = "uploading"
+
+
+class Progress(BaseModel):
+    stage: Stage
+    step: int = 0
+    total_steps: int = 0
+    fraction: float = Field(default=0.0, ge=0.0, le=1.0, description="Of the whole job, all stages.")
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobOutput(BaseModel):
+    """Where the results are stored; URLs are minted from the keys when the job is read."""
+
+    video_key: str
+    pose_video_key: str
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    duration_s: float
+    size_bytes: int
+    sha256: str
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Job(BaseModel):
+    id: str
+    owner: str = Field(description="Identifies the API key that created the job (a hash, never the key).")
+    status: JobStatus = JobStatus.queued
+    created_at: datetime = Field(default_factory=utc_now)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    image_url: str
+    video_url: str
+    params: JobParams = Field(description="Resolved parameters, the seed included.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    webhook_url: str | None = None
+    webhook_events: list[str] = Field(default_factory=list)
+    progress: Progress | None = None
+    error: JobError | None = None
+    output: JobOutput | None = None
+    timings: dict[str, float] = Field(default_factory=dict, description="Seconds per stage.")
+    attempts: int = Field(default=0, description="Times a worker has claimed this job.")
+    worker: str | None = Field(default=None, description="The worker holding the job while it runs.")

@@ -1,0 +1,266 @@
+"""JobStore: job records in Redis with guarded, atomic transitions.
+
+Every write that depends on the current state runs in a WATCH/MULTI transaction, so a
+transition out of a terminal state, or a second claim of a job a live worker holds, is refused
+even when two processes race. Keys (prefix ``mm``):
+
+- ``mm:job:{id}``: the Job as JSON
+- ``mm:seq``: counter giving each job a creation sequence number
+- ``mm:queued``: sorted set of queued ids by sequence (queue position = rank)
+- ``mm:running``: set of running ids (for the reaper and metrics)
+- ``mm:owner:{owner}``: sorted set of the owner's ids by sequence (listing, newest first)
+- ``mm:lease:{id}``: the worker holding a running job; expires unless renewed
+- ``mm:worker:{name}``: a worker's heartbeat; expires when the worker is gone
+"""
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from core.errors import JobNotFoundError
+from core.jobs.records import Job, JobStatus, utc_now
+from core.jobs.transitions import InvalidTransitionError, check_transition
+
+_MAX_TXN_RETRIES = 50
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class JobStore:
+    """Job records and worker heartbeats in one Redis database."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "mm") -> None:
+        self.redis = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, *, socket_timeout_s: float = 5.0) -> "JobStore":
+        client = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
+        )
+        return cls(client)
+
+    # Keys
+    def _job_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def _lease_key(self, job_id: str) -> str:
+        return f"{self.prefix}:lease:{job_id}"
+
+    def _owner_key(self, owner: str) -> str:
+        return f"{self.prefix}:owner:{owner}"
+
+    @property
+    def _queued_key(self) -> str:
+        return f"{self.prefix}:queued"
+
+    @property
+    def _running_key(self) -> str:
+        return f"{self.prefix}:running"
+
+    # Reads
+    def ping(self) -> None:
+        self.redis.ping()
+
+    def get(self, job_id: str, *, owner: str | None = None) -> Job:
+        """The job; with ``owner``, another owner's job is reported as not found."""
+        raw = self.redis.get(self._job_key(job_id))
+        if raw is None:
+            raise JobNotFoundError(f"no job {job_id}")
+        job = Job.model_validate_json(raw)
+        if owner is not None and job.owner != owner:
+            raise JobNotFoundError(f"no job {job_id}")
+        return job
+
+    def list_jobs(self, owner: str, *, limit: int = 20, cursor: str | None = None) -> JobPage:
+        """The owner's jobs, newest first; ``cursor`` is the ``next_cursor`` of the previous page."""
+        max_score = f"({int(cursor)}" if cursor else "+inf"
+        ids_with_seq = self.redis.zrevrangebyscore(
+            self._owner_key(owner), max_score, "-inf", start=0, num=limit + 1, withscores=True
+        )
+        page, more = ids_with_seq[:limit], len(ids_with_seq) > limit
+        raws = self.redis.mget([self._job_key(job_id) for job_id, _ in page]) if page else []
+        jobs = [Job.model_validate_json(raw) for raw in raws if raw is not None]
+        next_cursor = str(int(page[-1][1])) if more and page else None
+        return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+    def queue_position(self, job_id: str) -> int | None:
+        """Jobs ahead of this one in the queue (0: next to run); None when it is not queued."""
+        rank = self.redis.zrank(self._queued_key, job_id)
+        return None if rank is None else int(rank)
+
+    def queue_length(self) -> int:
+        return int(self.redis.zcard(self._queued_key))
+
+    def running_ids(self) -> list[str]:
+        return sorted(self.redis.smembers(self._running_key))
+
+    def is_held(self, job_id: str) -> bool:
+        """Whether a live worker holds the job's lease."""
+        return bool(self.redis.exists(self._lease_key(job_id)))
+
+    # Writes
+    def create(self, job: Job) -> Job:
+        """Store a new queued job."""
+        if job.status is not JobStatus.queued:
+            raise InvalidTransitionError(f"a new job must be queued, not {job.status.value}")
+        seq = int(self.redis.incr(f"{self.prefix}:seq"))
+        with self.redis.pipeline() as pipe:
+            pipe.set(self._job_key(job.id), job.model_dump_json(), nx=True)
+            pipe.zadd(self._queued_key, {job.id: seq})
+            pipe.zadd(self._owner_key(job.owner), {job.id: seq})
+            created, _, _ = pipe.execute()
+        if not created:
+            raise InvalidTransitionError(f"job {job.id} exists already")
+        return job
+
+    def claim(self, job_id: str, worker: str, *, lease_s: int) -> Job | None:
+        """Take a job for ``worker``: queued -> running, or take over a running job whose lease lapsed.
+
+        Returns None (do nothing) when the job is finished or a live worker holds it, which is
+        what makes redelivered and duplicated task messages harmless.
+        """
+
+        def claim_job(job: Job, pipe: Any) -> Job | None:
+            if job.status is JobStatus.running and pipe.exists(self._lease_key(job_id)):
+                return None
+            if job.status not in (JobStatus.queued, JobStatus.running):
+                return None
+            return job.model_copy(
+                update={
+                    "status": JobStatus.running,
+                    "started_at": utc_now(),
+                    "worker": worker,
+                    "attempts": job.attempts + 1,
+                    "progress": None,
+                }
+            )
+
+        return self._update(job_id, claim_job, lease=(worker, lease_s))
+
+    def renew_lease(self, job_id: str, worker: str, *, lease_s: int) -> bool:
+        """Extend the lease if ``worker`` still holds it; False means the job was taken or finished."""
+        key = self._lease_key(job_id)
+        with self.redis.pipeline() as pipe:
+            pipe.watch(key)
+            if pipe.get(key) != worker:
+                return False
+            pipe.multi()
+            pipe.set(key, worker, ex=lease_s)
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
+
+    def update_running(self, job_id: str, worker: str, **changes: Any) -> Job | None:
+        """Change fields (progress, timings) of a job ``worker`` is running; None if it no longer is."""
+
+        def apply(job: Job, _: Any) -> Job | None:
+            if job.status is not JobStatus.running or job.worker != worker:
+                return None
+            return job.model_copy(update=changes)
+
+        return self._update(job_id, apply)
+
+    def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        worker: str | None = None,
+        expected: Iterable[JobStatus] | None = None,
+        **changes: Any,
+    ) -> Job:
+        """Move a job to ``target`` atomically, setting ``changes`` with it.
+
+        Args:
+            worker: when given, the job must be running on this worker (a fencing check, so a
+                worker that lost its lease cannot finish a job another worker took over).
+            expected: statuses the caller expects the job to be in; others are refused.
+
+        Raises:
+            InvalidTransitionError: the state machine, ``expected`` or ``worker`` forbids it.
+        """
+        allowed_from = None if expected is None else frozenset(expected)
+
+        def apply(job: Job, _: Any) -> Job:
+            if allowed_from is not None and job.status not in allowed_from:
+                raise InvalidTransitionError(f"job {job_id} is {job.status.value}")
+            if worker is not None and (job.status is not JobStatus.running or job.worker != worker):
+                raise InvalidTransitionError(f"job {job_id} is not running on {worker}")
+            check_transition(job.status, target)
+            update: dict[str, Any] = {"status": target, **changes}
+            if target.is_terminal:
+                update.setdefault("finished_at", utc_now())
+            if target is JobStatus.queued:
+                update.update(worker=None, progress=None, started_at=None)
+            return job.model_copy(update=update)
+
+        job = self._update(job_id, apply)
+        assert job is not None
+        return job
+
+    def _update(
+        self,
+        job_id: str,
+        change: Callable[[Job, Any], Job | None],
+        *,
+        lease: tuple[str, int] | None = None,
+    ) -> Job | None:
+        """Read-check-write one job in a WATCH transaction, keeping the index sets in step."""
+        key = self._job_key(job_id)
+        for _ in range(_MAX_TXN_RETRIES):
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key, self._lease_key(job_id))
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise JobNotFoundError(f"no job {job_id}")
+                    before = Job.model_validate_json(raw)
+                    after = change(before, pipe)
+                    if after is None:
+                        return None
+                    pipe.multi()
+                    pipe.set(key, after.model_dump_json())
+                    self._index(pipe, after)
+                    if lease is not None:
+                        pipe.set(self._lease_key(job_id), lease[0], ex=lease[1])
+                    elif after.status is not JobStatus.running:
+                        pipe.delete(self._lease_key(job_id))
+                    pipe.execute()
+                    return after
+                except redis.WatchError:
+                    continue
+        raise RuntimeError(f"job {job_id}: too much contention, gave up after {_MAX_TXN_RETRIES} tries")
+
+    def _index(self, pipe: Any, job: Job) -> None:
+        if job.status is JobStatus.queued:
+            # A re-queued job (its worker was lost) goes to the front: it has waited its turn once.
+            pipe.zadd(self._queued_key, {job.id: 0}, nx=True)
+        else:
+            pipe.zrem(self._queued_key, job.id)
+        if job.status is JobStatus.running:
+            pipe.sadd(self._running_key, job.id)
+        else:
+            pipe.srem(self._running_key, job.id)
+
+    # Workers
+    def record_heartbeat(self, worker: str, info: dict[str, Any], *, ttl_s: int) -> None:
+        self.redis.set(f"{self.prefix}:worker:{worker}", json.dumps(info), ex=ttl_s)
+
+    def remove_heartbeat(self, worker: str) -> None:
+        self.redis.delete(f"{self.prefix}:worker:{worker}")
+
+    def live_workers(self) -> dict[str, dict[str, Any]]:
+        keys = list(self.redis.scan_iter(match=f"{self.prefix}:worker:*", count=100))
+        values = self.redis.mget(keys) if keys else []
+        prefix_len = len(f"{self.prefix}:worker:")
+        return {key[prefix_len:]: json.loads(value) for key, value in zip(keys, values, strict=True) if value}
