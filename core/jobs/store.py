@@ -16,15 +16,19 @@ even when two processes race. Keys (prefix ``mm``):
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
-from core.errors import JobNotFoundError
+from core.errors import JobNotFoundError, MimicMotionError
 from core.jobs.records import Job, JobStatus, utc_now
 from core.jobs.transitions import InvalidTransitionError, check_transition
 
 _MAX_TXN_RETRIES = 50
+
+
+class InvalidCursorError(MimicMotionError):
+    code = "invalid_cursor"
 
 
 @dataclass(frozen=True)
@@ -81,26 +85,31 @@ class JobStore:
 
     def list_jobs(self, owner: str, *, limit: int = 20, cursor: str | None = None) -> JobPage:
         """The owner's jobs, newest first; ``cursor`` is the ``next_cursor`` of the previous page."""
-        max_score = f"({int(cursor)}" if cursor else "+inf"
-        ids_with_seq = self.redis.zrevrangebyscore(
-            self._owner_key(owner), max_score, "-inf", start=0, num=limit + 1, withscores=True
+        if cursor is not None and not cursor.isdigit():
+            raise InvalidCursorError(f"cursor {cursor[:40]!r} is not one this API returned")
+        max_score = f"({cursor}" if cursor else "+inf"
+        ids_with_seq = cast(
+            list[tuple[str, float]],
+            self.redis.zrevrangebyscore(
+                self._owner_key(owner), max_score, "-inf", start=0, num=limit + 1, withscores=True
+            ),
         )
         page, more = ids_with_seq[:limit], len(ids_with_seq) > limit
-        raws = self.redis.mget([self._job_key(job_id) for job_id, _ in page]) if page else []
+        raws = cast(list[str | None], self.redis.mget([self._job_key(job_id) for job_id, _ in page])) if page else []
         jobs = [Job.model_validate_json(raw) for raw in raws if raw is not None]
         next_cursor = str(int(page[-1][1])) if more and page else None
         return JobPage(jobs=jobs, next_cursor=next_cursor)
 
     def queue_position(self, job_id: str) -> int | None:
         """Jobs ahead of this one in the queue (0: next to run); None when it is not queued."""
-        rank = self.redis.zrank(self._queued_key, job_id)
-        return None if rank is None else int(rank)
+        rank = cast(int | None, self.redis.zrank(self._queued_key, job_id))
+        return rank
 
     def queue_length(self) -> int:
-        return int(self.redis.zcard(self._queued_key))
+        return cast(int, self.redis.zcard(self._queued_key))
 
     def running_ids(self) -> list[str]:
-        return sorted(self.redis.smembers(self._running_key))
+        return sorted(cast(set[str], self.redis.smembers(self._running_key)))
 
     def is_held(self, job_id: str) -> bool:
         """Whether a live worker holds the job's lease."""

@@ -152,3 +152,10 @@ def test_heartbeats_list_live_workers(store: JobStore) -> None:
 def _url(store: JobStore) -> str:
     kwargs = store.redis.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+def test_list_jobs_refuses_a_forged_cursor(store: JobStore) -> None:
+    from core.jobs.store import InvalidCursorError
+
+    with pytest.raises(InvalidCursorError):
+        store.list_jobs("me", cursor="1; DROP")
