@@ -77,7 +77,7 @@ class MimicMotionPipeline:
         latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
         do_classifier_free_guidance = guidance_scale > 1.0  # departure: <= 1 skips uncond (reference §4.1 step 1)
         generator = torch.Generator("cpu").manual_seed(seed)
-        image = conditioning.round_trip_image(image, models.dtype)
+        image = conditioning.round_trip_image(image, models.dtype)  # reference §4.0 step 8
         with timer.stage("conditioning"):
             # 1. CLIP embedding (zeros for the uncond branch, built per UNet call)
             image_embeddings = conditioning.encode_image(models, image)

@@ -10,7 +10,7 @@ from core.errors import JobCanceledError
 from core.models.files import resolve_model_files
 from core.models.loading import MimicMotionModels, load_models
 from core.pipeline import conditioning
-from core.pipeline.denoising import TileConditioning, predict_fused_noise
+from core.pipeline.denoising import TileConditioning, auto_tile_batch_size, predict_fused_noise
 from core.pipeline.pipeline import MimicMotionPipeline
 from core.pipeline.tiling import fusion_weights, tile_indices
 from tests.support.original_schedule import run_original_schedule
@@ -95,6 +95,22 @@ def test_fused_noise_batched_equals_sequential(models: MimicMotionModels) -> Non
     assert predictions[0].shape == (2, 16, 4, HEIGHT // 8, WIDTH // 8)
     for batched in predictions[1:]:
         torch.testing.assert_close(batched, predictions[0], rtol=1e-5, atol=1e-6)
+
+
+def test_auto_tile_batch_size_is_one_on_cpu() -> None:
+    assert (
+        auto_tile_batch_size(torch.device("cpu"), num_tiles=8, num_tile_frames=72, latent_size=(128, 72), rows=2) == 1
+    )
+
+
+def test_pipeline_bfloat16_runs_close_to_float32(tiny_model_dir: Path, pipeline: MimicMotionPipeline) -> None:
+    # bfloat16 keeps latents and fusion in float32 (too few mantissa bits for the fused sums); the
+    # frames stay near the float32 ones, which shows every tensor reaches the model in its dtype.
+    image, pose_frames = _inputs(16)
+    half_models = load_models(resolve_model_files(tiny_model_dir), "cpu", torch.bfloat16)
+    half = MimicMotionPipeline(half_models)(image, pose_frames, seed=2, **SETTINGS).frames
+    full = pipeline(image, pose_frames, seed=2, **SETTINGS).frames
+    assert np.abs(half.astype(int) - full.astype(int)).mean() < 4.0
 
 
 def test_pipeline_short_video_shrinks_tile(pipeline: MimicMotionPipeline) -> None:
