@@ -22,7 +22,7 @@ class JobParams(BaseModel):
         default=72, ge=2, le=128,
         description="Frames per denoising tile, the reference frame included (MimicMotion 1.1: 72).",
     )
-    tile_overlap: int = Field(default=6, ge=0, le=127, description="Frames shared by consecutive tiles.")
+    tile_overlap: int = Field(default=6, ge=1, le=127, description="Frames shared by consecutive tiles.")
     num_inference_steps: int = Field(default=25, ge=1, le=100, description="Denoising steps.")
     guidance_scale: float = Field(
         default=2.0, ge=0.0, le=20.0, description="Classifier-free guidance; <= 1 skips the unconditional pass."

@@ -11,6 +11,7 @@ even when two processes race. Keys (prefix ``mm``):
 - ``mm:owner:{owner}``: sorted set of the owner's ids by sequence (listing, newest first)
 - ``mm:lease:{id}``: the worker holding a running job; expires unless renewed
 - ``mm:worker:{name}``: a worker's heartbeat; expires when the worker is gone
+- ``mm:status_counts``: jobs per status; ``mm:stage_seconds:{stage}``: histogram of stage times
 """
 
 import json
@@ -25,6 +26,15 @@ from core.jobs.records import Job, JobStatus, utc_now
 from core.jobs.transitions import InvalidTransitionError, check_transition
 
 _MAX_TXN_RETRIES = 50
+# Histogram buckets for stage durations, in seconds: from sub-second stages to hour-long denoising.
+STAGE_BUCKETS_S = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+
+
+@dataclass(frozen=True)
+class StageHistogram:
+    bucket_counts: list[int]  # per STAGE_BUCKETS_S bound plus +Inf, not cumulative
+    sum_s: float
+    count: int
 
 
 class InvalidCursorError(MimicMotionError):
@@ -68,6 +78,10 @@ class JobStore:
     @property
     def _running_key(self) -> str:
         return f"{self.prefix}:running"
+
+    @property
+    def _status_counts_key(self) -> str:
+        return f"{self.prefix}:status_counts"
 
     # Reads
     def ping(self) -> None:
@@ -125,7 +139,8 @@ class JobStore:
             pipe.set(self._job_key(job.id), job.model_dump_json(), nx=True)
             pipe.zadd(self._queued_key, {job.id: seq})
             pipe.zadd(self._owner_key(job.owner), {job.id: seq})
-            created, _, _ = pipe.execute()
+            pipe.hincrby(self._status_counts_key, JobStatus.queued.value, 1)
+            created, *_ = pipe.execute()
         if not created:
             raise InvalidTransitionError(f"job {job.id} exists already")
         return job
@@ -240,6 +255,9 @@ class JobStore:
                     pipe.multi()
                     pipe.set(key, after.model_dump_json())
                     self._index(pipe, after)
+                    if after.status is not before.status:
+                        pipe.hincrby(self._status_counts_key, before.status.value, -1)
+                        pipe.hincrby(self._status_counts_key, after.status.value, 1)
                     if lease is not None:
                         pipe.set(self._lease_key(job_id), lease[0], ex=lease[1])
                     elif after.status is not JobStatus.running:
@@ -260,6 +278,34 @@ class JobStore:
             pipe.sadd(self._running_key, job.id)
         else:
             pipe.srem(self._running_key, job.id)
+
+    def status_counts(self) -> dict[JobStatus, int]:
+        raw = cast(dict[str, str], self.redis.hgetall(self._status_counts_key))
+        return {status: int(raw.get(status.value, 0)) for status in JobStatus}
+
+    # Stage metrics, shared by every worker so the gateway can export one histogram
+    def record_stage_seconds(self, timings: dict[str, float]) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for stage, seconds in timings.items():
+                bucket = next((str(b) for b in STAGE_BUCKETS_S if seconds <= b), "+Inf")
+                key = f"{self.prefix}:stage_seconds:{stage}"
+                pipe.hincrby(key, bucket, 1)
+                pipe.hincrbyfloat(key, "sum", seconds)
+                pipe.hincrby(key, "count", 1)
+            pipe.execute()
+
+    def stage_histograms(self) -> dict[str, StageHistogram]:
+        histograms = {}
+        prefix = f"{self.prefix}:stage_seconds:"
+        for key in cast(list[str], list(self.redis.scan_iter(match=prefix + "*", count=100))):
+            raw = cast(dict[str, str], self.redis.hgetall(key))
+            bounds = [str(b) for b in STAGE_BUCKETS_S] + ["+Inf"]
+            histograms[key[len(prefix) :]] = StageHistogram(
+                bucket_counts=[int(raw.get(bound, 0)) for bound in bounds],
+                sum_s=float(raw.get("sum", 0.0)),
+                count=int(raw.get("count", 0)),
+            )
+        return histograms
 
     # Workers
     def record_heartbeat(self, worker: str, info: dict[str, Any], *, ttl_s: int) -> None:

@@ -15,6 +15,7 @@ SVD_DIR = "svd"
 CHECKPOINT_FILE = "MimicMotion_1-1.pth"
 DETECTOR_FILE = "DWPose/yolox_l.onnx"
 POSE_MODEL_FILE = "DWPose/dw-ll_ucoco_384.onnx"
+TINY_MARKER_FILE = "tiny-model.json"  # written by make-tiny-model: random weights, not a real model
 
 # diffusers accepts either the plain or the fp16 variant of each weight file.
 _WEIGHT_NAMES = {
@@ -42,6 +43,11 @@ class ModelFiles:
     pose_model: Path
     vae_variant: str | None
     image_encoder_variant: str | None
+
+    @property
+    def is_tiny(self) -> bool:
+        """Whether this is a ``make-tiny-model`` directory (random weights)."""
+        return (self.root / TINY_MARKER_FILE).is_file()
 
     @property
     def unet_config(self) -> Path:

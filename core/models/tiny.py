@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from core.models.files import CHECKPOINT_FILE, DETECTOR_FILE, POSE_MODEL_FILE, SVD_DIR
+from core.models.files import CHECKPOINT_FILE, DETECTOR_FILE, POSE_MODEL_FILE, SVD_DIR, TINY_MARKER_FILE
 from core.models.pose_net import PoseNet
 
 # environment.md §3: configs known to run the SVD pipeline on CPU in well under a second.
@@ -168,6 +168,8 @@ def make_tiny_model(out_dir: Path, seed: int = 0) -> None:
     # 3. The DWPose ONNX files.
     _save_onnx(build_detector(), out_dir / DETECTOR_FILE)
     _save_onnx(build_pose_model(), out_dir / POSE_MODEL_FILE)
+    # 4. A marker, so services can say loudly that they run random weights.
+    _write_json(out_dir / TINY_MARKER_FILE, {"tiny": True, "seed": seed})
 
 
 # ---------------------------------------------------------------------------------------------------------

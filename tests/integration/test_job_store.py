@@ -159,3 +159,24 @@ def test_list_jobs_refuses_a_forged_cursor(store: JobStore) -> None:
 
     with pytest.raises(InvalidCursorError):
         store.list_jobs("me", cursor="1; DROP")
+
+
+def test_status_counts_follow_transitions(store: JobStore) -> None:
+    jobs = [store.create(new_job()) for _ in range(3)]
+    store.claim(jobs[0].id, "w1", lease_s=30)
+    store.transition(jobs[0].id, JobStatus.succeeded, worker="w1")
+    store.transition(jobs[1].id, JobStatus.canceled)
+    counts = store.status_counts()
+    assert counts[JobStatus.queued] == 1 and counts[JobStatus.succeeded] == 1
+    assert counts[JobStatus.canceled] == 1 and counts[JobStatus.running] == 0
+
+
+def test_stage_histograms_count_each_bucket(store: JobStore) -> None:
+    store.record_stage_seconds({"denoising": 42.0, "pose": 0.05})
+    store.record_stage_seconds({"denoising": 7000.0})
+    histograms = store.stage_histograms()
+    denoising = histograms["denoising"]
+    assert denoising.count == 2 and denoising.sum_s == pytest.approx(7042.0)
+    assert denoising.bucket_counts[7] == 1  # 42 s falls in the <= 60 s bucket
+    assert denoising.bucket_counts[-1] == 1  # +Inf
+    assert histograms["pose"].bucket_counts[0] == 1
