@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="Base URL clients use to reach the gateway (for Location and local file URLs). "
         "Unset: http://HOST:PORT.",
     )
+    api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated API keys for `Authorization: Bearer`. Empty means no auth, "
+        "allowed only when the gateway binds to loopback.",
+    )
+    max_queued_jobs_per_key: int = Field(default=100, ge=1, description="Queued jobs one API key may have at once.")
     s3_endpoint_url: str | None = Field(
         default=None, description="S3-compatible endpoint for results. Unset: results are stored under data_dir."
     )
