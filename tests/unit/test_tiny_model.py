@@ -76,7 +76,9 @@ def test_make_tiny_model_writes_the_release_layout(tiny_model_dir: Path) -> None
         "svd/unet/config.json",  # config only: the UNet weights live in the .pth (reference §2)
         "svd/vae/config.json",
         "svd/vae/diffusion_pytorch_model.safetensors",
+        "tiny-model.json",  # the marker that lets services warn about random weights
     ]
+    assert files.is_tiny
     total_bytes = sum(path.stat().st_size for path in tiny_model_dir.rglob("*") if path.is_file())
     assert total_bytes < 10_000_000
 
@@ -94,6 +96,7 @@ def test_make_tiny_model_seed_changes_the_weights_only(tiny_model_dir: Path, tmp
         "MimicMotion_1-1.pth",
         "svd/image_encoder/model.safetensors",
         "svd/vae/diffusion_pytorch_model.safetensors",
+        "tiny-model.json",  # records the seed
     }
 
 
