@@ -190,11 +190,12 @@ class MimicMotionPipeline:
         chunks = []
         for start in range(0, len(latents), decode_chunk_size):
             chunk = latents[start : start + decode_chunk_size]
-            chunks.append(vae.decode(chunk, num_frames=len(chunk)).sample.float())  # (n, 3, H, W)
-        frames = (torch.cat(chunks) / 2 + 0.5).clamp(0, 1)
-        # * 255 then truncation toward zero, as the original's .to(uint8) (reference §4.1 step 14)
-        frames = (frames * 255).to(torch.uint8)
-        return frames.permute(0, 2, 3, 1).cpu().numpy()  # (N', 3, H, W) -> (N', H, W, 3)
+            pixels = vae.decode(chunk, num_frames=len(chunk)).sample.float()  # (n, 3, H, W)
+            pixels = (pixels / 2 + 0.5).clamp(0, 1)
+            # * 255 then truncation toward zero, as the original's .to(uint8) (reference §4.1 step 14).
+            # Each chunk leaves the device as uint8, so a long video never holds float frames there.
+            chunks.append((pixels * 255).to(torch.uint8).cpu())
+        return torch.cat(chunks).permute(0, 2, 3, 1).numpy()  # (N', 3, H, W) -> (N', H, W, 3)
 
 
 class _StageTimer:
