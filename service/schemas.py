@@ -1,0 +1,174 @@
+"""The HTTP API's data shapes, one per direction: JobCreate in, JobPublic/JobList out, ErrorBody.
+
+The stored ``core.jobs.records.Job`` is never returned as it is: ``JobPublic.from_job`` builds
+the public view and takes freshly minted output URLs, because stored records hold keys only.
+"""
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from core.jobs.params import JobParams
+from core.jobs.records import Job, JobError, JobStatus, Progress
+
+MAX_URL_LENGTH = 2048
+MAX_METADATA_BYTES = 4096  # serialized as compact JSON
+MAX_METADATA_DEPTH = 5  # levels of objects/arrays, the top-level object counting as one
+
+WebhookEvent = Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
+DEFAULT_WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("job.started", "job.succeeded", "job.failed", "job.canceled")
+
+
+def _check_http_url(url: str) -> str:
+    """Accept absolute http(s) URLs with a host, and nothing a fetcher could misread."""
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise ValueError("must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("must be an http or https URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    return url
+
+
+HttpUrlStr = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"format": "uri"}),
+    AfterValidator(_check_http_url),
+]
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    return 0
+
+
+class JobCreate(BaseModel):
+    """Body of ``POST /jobs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: HttpUrlStr = Field(description="Reference image of one person (http or https; the worker fetches it).")
+    video_url: HttpUrlStr = Field(description="Driving video (http or https; the worker fetches it).")
+    params: JobParams | None = Field(default=None, description="Generation parameters; defaults where absent.")
+    webhook_url: HttpUrlStr | None = Field(default=None, description="Receives Standard Webhooks POSTs.")
+    webhook_events: list[WebhookEvent] = Field(
+        default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS),
+        max_length=5,
+        description="Events sent to webhook_url; default: started and the terminal ones.",
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Small object echoed back (at most {MAX_METADATA_BYTES} bytes of JSON, "
+        f"{MAX_METADATA_DEPTH} levels deep).",
+    )
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _dedupe_events(cls, events: list[WebhookEvent]) -> list[WebhookEvent]:
+        return list(dict.fromkeys(events))
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(json.dumps(metadata, separators=(",", ":"), allow_nan=False).encode())
+        except ValueError as exc:
+            raise ValueError(f"must be plain JSON ({exc})") from None
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"is {size} bytes of JSON; the limit is {MAX_METADATA_BYTES}")
+        if _depth(metadata) > MAX_METADATA_DEPTH:
+            raise ValueError(f"is nested deeper than {MAX_METADATA_DEPTH} levels")
+        return metadata
+
+
+class OutputPublic(BaseModel):
+    """A succeeded job's results; the URLs are minted on every read and expire at ``expires_at``."""
+
+    video_url: str
+    pose_video_url: str
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    duration_s: float
+    size_bytes: int
+    sha256: str
+    expires_at: datetime
+
+
+class JobPublic(BaseModel):
+    """A job as clients see it."""
+
+    id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    params: JobParams = Field(description="Resolved parameters, the seed actually used included.")
+    progress: Progress | None
+    queue_position: int | None = Field(description="Jobs ahead of this one (0: next); only while queued.")
+    error: JobError | None
+    output: OutputPublic | None
+    metadata: dict[str, Any]
+    webhook_url: str | None
+    webhook_events: list[str]
+    timings: dict[str, float] = Field(description="Seconds per stage.")
+
+    @classmethod
+    def from_job(cls, job: Job, *, queue_position: int | None, output: OutputPublic | None) -> "JobPublic":
+        return cls(
+            id=job.id,
+            status=job.status,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            params=job.params,
+            progress=job.progress,
+            queue_position=queue_position if job.status is JobStatus.queued else None,
+            error=job.error,
+            output=output,
+            metadata=job.metadata,
+            webhook_url=job.webhook_url,
+            webhook_events=job.webhook_events,
+            timings=job.timings,
+        )
+
+
+class JobList(BaseModel):
+    data: list[JobPublic]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. not_found, invalid_request.")
+    message: str
+    details: list[dict[str, Any]] | None = Field(default=None, description="Per-field problems, for validation.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    redis: str = Field(description="ok, or why Redis cannot be used.")
+    storage: str = Field(description="ok, or why result storage cannot be used.")
+    workers: list[str] = Field(description="Names of workers with a live heartbeat.")
+    tiny_model: bool = Field(description="A worker runs the tiny random model: outputs are noise.")
+    missing: list[str] = Field(default_factory=list, description="What keeps the service from being ready.")
+    warning: str | None = None
