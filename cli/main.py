@@ -1,7 +1,9 @@
-"""The ``mimicmotion`` command: local jobs (animate, pose), the tiny model, and (later) the service.
+"""The ``mimicmotion`` command: local jobs (animate, pose), the tiny model, and the service
+(serve, worker, up, submit).
 
-Each subcommand parses its flags and calls one function from ``cli.local``; domain failures
-(``MimicMotionError``) print one line with their code and exit with status 2, never a traceback.
+Each subcommand parses its flags and calls one function from ``cli.local``, ``cli.service``,
+``cli.up`` or ``cli.submit``; domain failures (``MimicMotionError``) print one line with their code
+and exit with status 2, never a traceback.
 """
 
 import argparse
@@ -12,19 +14,15 @@ from pathlib import Path
 
 from cli.params import add_job_param_flags
 from core.errors import MimicMotionError
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mimicmotion", description="MimicMotion pose-guided human animation."
-    )
+    parser = argparse.ArgumentParser(prog="mimicmotion", description="MimicMotion pose-guided human animation.")
     parser.add_argument("--log-level", default=None, help="Python logging level (default: settings).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    tiny = commands.add_parser(
-        "make-tiny-model", help="Write a tiny random model directory (tests, CPU demos)."
-    )
+    tiny = commands.add_parser("make-tiny-model", help="Write a tiny random model directory (tests, CPU demos).")
     tiny.add_argument("directory", type=Path)
     tiny.add_argument("--seed", type=int, default=0, help="Weight seed (default: 0).")
 
@@ -48,7 +46,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_flags(pose)
     pose.add_argument("--out", type=Path, required=True, help="Output: a PNG directory, or a .mp4 file.")
     add_job_param_flags(pose, only=("resolution", "sample_stride", "fps"))
+    _add_service_commands(commands)
     return parser
+
+
+def _add_service_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    serve = commands.add_parser("serve", help="Run the HTTP gateway.")
+    serve.add_argument("--host", default=None, help="Bind address (default: MIMICMOTION_HOST).")
+    serve.add_argument("--port", type=int, default=None, help="Bind port (default: MIMICMOTION_PORT).")
+
+    worker = commands.add_parser("worker", help="Run a GPU worker (one process per GPU).")
+    worker.add_argument(
+        "--gpus", default=None, help="Comma-separated GPU numbers: one worker process pinned to each (e.g. 0,1)."
+    )
+    worker.add_argument("--name", default=None, help="Celery node name (default: gpuN@host or workerPID@host).")
+    worker.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="Device (default: settings).")
+    worker.add_argument("--gpu", type=int, default=None, help=argparse.SUPPRESS)  # set by --gpus for its children
+
+    up = commands.add_parser("up", help="Run Redis (if needed), the gateway and one worker on this machine.")
+    up.add_argument("--host", default=None, help="Gateway bind address (default: MIMICMOTION_HOST).")
+    up.add_argument("--port", type=int, default=None, help="Gateway port (default: MIMICMOTION_PORT).")
+
+    submit = commands.add_parser("submit", help="Submit a job to a gateway; --wait shows progress.")
+    submit.add_argument("--image", required=True, help="http(s) URL of the reference image.")
+    submit.add_argument("--video", required=True, help="http(s) URL of the driving video.")
+    submit.add_argument("--url", default="http://127.0.0.1:8000", help="Gateway base URL (default: %(default)s).")
+    submit.add_argument("--api-key", default=None, help="API key (sent as Authorization: Bearer).")
+    submit.add_argument("--wait", action="store_true", help="Wait for the job, with a progress bar.")
+    submit.add_argument("--out", type=Path, default=None, help="With --wait: download the result MP4 here.")
+    submit.add_argument("--poll-s", type=float, default=0.5, help="With --wait: seconds between polls.")
+    submit.add_argument("--timeout-s", type=float, default=None, help="With --wait: give up after this long.")
+    add_job_param_flags(submit)
 
 
 def _add_input_flags(parser: argparse.ArgumentParser) -> None:
@@ -57,9 +85,7 @@ def _add_input_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-dir", type=Path, default=None, help="Model directory (default: MIMICMOTION_MODEL_DIR)."
     )
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default=None, help="Device (default: settings)."
-    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="Device (default: settings).")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,19 +95,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=(args.log_level or settings.log_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from cli import local
-
     try:
+        return _run(args, settings)
+    except MimicMotionError as exc:
+        print(f"mimicmotion: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in ("make-tiny-model", "animate", "pose"):
+        from cli import local
+
         if args.command == "make-tiny-model":
             local.make_tiny_model_command(args.directory, seed=args.seed)
         elif args.command == "animate":
             local.animate_command(args, settings)
-        elif args.command == "pose":
+        else:
             local.pose_command(args, settings)
-    except MimicMotionError as exc:
-        print(f"mimicmotion: error [{exc.code}]: {exc.message}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+    if args.command == "serve":
+        from cli.service import serve_command
+
+        return serve_command(args, settings)
+    if args.command == "worker":
+        from cli.service import worker_command
+
+        return worker_command(args, settings)
+    if args.command == "up":
+        from cli.up import up_command
+
+        return up_command(settings, host=args.host, port=args.port)
+    from cli.submit import submit_command
+
+    return submit_command(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,41 @@
+"""``mimicmotion serve`` and ``mimicmotion worker``: the gateway and the GPU worker, one process each.
+
+``service/`` and ``worker/`` are imported inside the functions, so the local commands never load
+FastAPI or Celery, and the GPU supervisor never loads torch.
+"""
+
+import argparse
+import os
+
+from core.errors import ConfigurationError
+from core.settings import Settings
+
+
+def serve_command(args: argparse.Namespace, settings: Settings) -> int:
+    from service.server import run
+
+    run(settings, host=args.host, port=args.port)
+    return 0
+
+
+def worker_command(args: argparse.Namespace, settings: Settings) -> int:
+    """One worker on the configured device, or with ``--gpus 0,1`` one pinned child process per GPU."""
+    if args.gpus:
+        from worker.main import supervise_gpus
+
+        child_args = ["--log-level", args.log_level] if args.log_level else []
+        # The children inherit this environment (MIMICMOTION_* included) plus their CUDA_VISIBLE_DEVICES.
+        return supervise_gpus(parse_gpus(args.gpus), child_args, dict(os.environ))
+    from worker.main import default_name, run_worker
+
+    if args.device:
+        settings = settings.model_copy(update={"device": args.device})
+    return run_worker(settings, args.name or default_name(args.gpu), gpu=args.gpu)
+
+
+def parse_gpus(value: str) -> list[int]:
+    """``"0,1"`` -> [0, 1]; refuses anything that is not distinct non-negative device numbers."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items or not all(item.isdigit() for item in items) or len(set(items)) != len(items):
+        raise ConfigurationError(f"--gpus {value!r}: give distinct device numbers separated by commas, e.g. 0,1")
+    return [int(item) for item in items]

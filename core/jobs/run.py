@@ -1,0 +1,213 @@
+"""run_job: one job from claim to stored result, the worker's whole business logic.
+
+Redelivery-safe: it starts with a guarded claim and does nothing for a job that is finished or
+held by a live worker. No Celery here; worker/tasks.py only forwards the job id.
+"""
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.animate import Animation, Animator, animate
+from core.errors import JobCanceledError, JobNotFoundError, MimicMotionError
+from core.fetch import fetch_to_file, parse_allowed_networks
+from core.jobs.queue import LEASE_S
+from core.jobs.records import Job, JobError, JobOutput, JobStatus, Progress, Stage
+from core.jobs.store import JobStore
+from core.jobs.transitions import InvalidTransitionError
+from core.settings import Settings
+from core.storage import Storage
+from core.video.decode import DecodedVideo, read_image, read_video_frames
+from core.video.encode import write_mp4
+
+logger = logging.getLogger(__name__)
+
+# Share of the whole job each stage spans, for ``progress.fraction`` (denoising dominates on a GPU).
+STAGE_SPANS: dict[Stage, tuple[float, float]] = {
+    Stage.fetching: (0.0, 0.05), Stage.pose: (0.05, 0.15), Stage.denoising: (0.15, 0.85),
+    Stage.decoding: (0.85, 0.92), Stage.encoding: (0.92, 0.97), Stage.uploading: (0.97, 1.0),
+}  # fmt: skip
+
+
+@dataclass
+class RunDeps:
+    """What a job needs from its process; the worker builds one, tests build their own."""
+
+    store: JobStore
+    storage: Storage
+    animator: Callable[[], Animator]  # the process's loaded models (loaded once, at worker start)
+    settings: Settings
+    worker: str
+    clock: Callable[[], float] = time.monotonic
+    lease_s: int = LEASE_S
+    min_progress_interval_s: float = 0.25  # at most 4 progress writes a second
+
+
+def run_job(job_id: str, deps: RunDeps) -> None:
+    """Run job ``job_id`` if this worker can claim it; record success, or failure with its code."""
+    try:
+        job = deps.store.claim(job_id, deps.worker, lease_s=deps.lease_s)
+    except JobNotFoundError:
+        job = None
+    if job is None:
+        logger.info("job %s: unknown, finished or held by a live worker; nothing to do", job_id)
+        return
+    logger.info("job %s: started on %s (attempt %d)", job_id, deps.worker, job.attempts)
+    run = _Run(job, deps)
+    scratch = deps.settings.data_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        with run.lease_renewed(), tempfile.TemporaryDirectory(prefix=f"job-{job_id}-", dir=scratch) as tmp:
+            output = run.stages(Path(tmp))
+        run.succeed(output)
+    except (JobCanceledError, InvalidTransitionError) as exc:
+        logger.info("job %s: stopped, no longer ours (%s)", job_id, exc)
+    except MimicMotionError as exc:
+        run.fail(exc.code, exc.message)
+    except Exception:
+        logger.exception("job %s: unexpected error", job_id)  # the traceback goes to the log only
+        run.fail("internal_error", "the worker hit an unexpected error; it has been logged")
+
+
+class _Run:
+    """One claimed job: its stages, progress writes, lease and final transition."""
+
+    def __init__(self, job: Job, deps: RunDeps) -> None:
+        self.job, self.deps, self.settings = job, deps, deps.settings
+        self.timings: dict[str, float] = {}
+        self._last_write = float("-inf")
+        self._lease_lost = threading.Event()
+        self.params = job.params
+
+    def stages(self, tmp: Path) -> JobOutput:
+        job = self.job
+        # 1. Fetch and decode the inputs (refused addresses, caps and bad media fail the job here).
+        self.report(Stage.fetching, 0, 1, force=True)
+        with self.timed("fetching"):
+            image, video = self.fetch_inputs(tmp)
+        # 2-4. Pose, denoising and VAE decoding run in core.animate; on_step reports the steps.
+        self.report(Stage.pose, 0, 1, force=True)
+        animation = animate(
+            image, video.frames, job.params, self.deps.animator(),
+            decode_chunk_size=self.settings.decode_chunk_size, on_step=self.on_step,
+        )  # fmt: skip
+        self.timings.update(animation.timings)
+        self.params = animation.params  # the seed actually used, recorded with the result
+        # 5. Encode the result, and the pose frames aligned with it (the reference's own pose dropped).
+        self.report(Stage.encoding, 0, 1, force=True)
+        with self.timed("encoding"):
+            write_mp4(animation.frames, tmp / "output.mp4", animation.params.fps)
+            write_mp4(animation.pose_frames[1:], tmp / "pose.mp4", animation.params.fps)
+        # 6. Upload under the job's own keys: a redelivery overwrites only its own earlier attempt.
+        self.report(Stage.uploading, 0, 1, force=True)
+        with self.timed("uploading"):
+            pose = self.deps.storage.put_file(f"jobs/{job.id}/pose.mp4", tmp / "pose.mp4", "video/mp4")
+            video_out = self.deps.storage.put_file(f"jobs/{job.id}/output.mp4", tmp / "output.mp4", "video/mp4")
+        return _output(animation, video_out.key, pose.key, video_out.size_bytes, video_out.sha256)
+
+    def fetch_inputs(self, tmp: Path) -> tuple[np.ndarray, DecodedVideo]:
+        settings, job = self.settings, self.job
+        networks = parse_allowed_networks(settings.fetch_allowed_networks)
+        for url, name, max_bytes in (
+            (job.image_url, "image", settings.fetch_max_image_bytes),
+            (job.video_url, "video", settings.fetch_max_video_bytes),
+        ):
+            fetch_to_file(
+                url, tmp / name, max_bytes=max_bytes, timeout_s=settings.fetch_timeout_s,
+                allowed_networks=networks, label=name,
+            )  # fmt: skip
+        video = read_video_frames(
+            tmp / "video", sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames
+        )
+        return read_image(tmp / "image"), video
+
+    def on_step(self, step: int, total_steps: int) -> None:
+        """After each denoising step: stop when the job is no longer ours, else report (throttled)."""
+        if self._lease_lost.is_set() or not self.deps.store.renew_lease(
+            self.job.id, self.deps.worker, lease_s=self.deps.lease_s
+        ):
+            raise JobCanceledError(f"job {self.job.id} was canceled or taken over")
+        if step >= total_steps:  # the pipeline decodes right after its last step
+            self.report(Stage.decoding, 0, 1, force=True)
+        else:
+            self.report(Stage.denoising, step, total_steps, force=step == 1)
+
+    def report(self, stage: Stage, step: int, total_steps: int, *, force: bool = False) -> None:
+        now = self.deps.clock()
+        if not force and now - self._last_write < self.deps.min_progress_interval_s:
+            return
+        self._last_write = now
+        if (
+            self.deps.store.update_running(self.job.id, self.deps.worker, progress=_progress(stage, step, total_steps))
+            is None
+        ):
+            raise JobCanceledError(f"job {self.job.id} was canceled or taken over")
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        started = self.deps.clock()
+        yield
+        self.timings[name] = self.deps.clock() - started
+
+    @contextmanager
+    def lease_renewed(self) -> Iterator[None]:
+        """Renew the lease from a thread too, so long stages without steps (pose, decode) keep it."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.deps.lease_s / 4):
+                try:
+                    if not self.deps.store.renew_lease(self.job.id, self.deps.worker, lease_s=self.deps.lease_s):
+                        self._lease_lost.set()  # the next step raises JobCanceledError
+                        return
+                except Exception:  # a Redis blip: try again until the lease would lapse anyway
+                    logger.warning("job %s: lease renewal failed", self.job.id, exc_info=True)
+
+        thread = threading.Thread(target=renew, name=f"lease-{self.job.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def succeed(self, output: JobOutput) -> None:
+        self.deps.store.transition(
+            self.job.id, JobStatus.succeeded, worker=self.deps.worker, output=output, params=self.params,
+            timings=self.timings, progress=_progress(Stage.uploading, 1, 1),
+        )  # fmt: skip
+        self.deps.store.record_stage_seconds(self.timings)
+        logger.info("job %s: succeeded (%s)", self.job.id, ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items()))
+
+    def fail(self, code: str, message: str) -> None:
+        logger.warning("job %s: failed [%s] %s", self.job.id, code, message)
+        try:
+            self.deps.store.transition(
+                self.job.id, JobStatus.failed, worker=self.deps.worker,
+                error=JobError(code=code, message=message), timings=self.timings,
+            )  # fmt: skip
+        except InvalidTransitionError as exc:
+            logger.info("job %s: not recorded as failed, no longer ours (%s)", self.job.id, exc)
+
+
+def _progress(stage: Stage, step: int, total_steps: int) -> Progress:
+    start, end = STAGE_SPANS[stage]
+    fraction = start + (end - start) * (step / total_steps if total_steps else 0.0)
+    return Progress(stage=stage, step=step, total_steps=total_steps, fraction=round(fraction, 4))
+
+
+def _output(animation: Animation, video_key: str, pose_key: str, size_bytes: int, sha256: str) -> JobOutput:
+    num_frames, height, width = animation.frames.shape[:3]
+    fps = animation.params.fps
+    # write_mp4 drops an odd last row or column (yuv420p), so the stored size is the even one.
+    return JobOutput(
+        video_key=video_key, pose_video_key=pose_key, width=width - width % 2, height=height - height % 2,
+        num_frames=num_frames, fps=fps, duration_s=round(num_frames / fps, 3), size_bytes=size_bytes, sha256=sha256,
+    )  # fmt: skip

@@ -1,0 +1,86 @@
+"""Worker entry points: one Celery worker in this process, or one child process per GPU.
+
+``run_worker`` loads the models before the Celery worker starts consuming, so the first job
+finds them warm. ``supervise_gpus`` pins each child to its GPU with CUDA_VISIBLE_DEVICES, set in
+the child's environment before its interpreter (and torch) starts.
+"""
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from types import FrameType
+
+from core.jobs.queue import GPU_QUEUE
+from core.jobs.records import utc_now
+from core.settings import Settings
+from worker import models_cache
+from worker.app import create_celery
+from worker.heartbeat import Heartbeat
+
+logger = logging.getLogger(__name__)
+
+
+def default_name(gpu: int | None = None) -> str:
+    """Celery node name: ``gpu0@host`` for a pinned worker, ``worker<pid>@host`` otherwise (unique per process)."""
+    prefix = f"gpu{gpu}" if gpu is not None else f"worker{os.getpid()}"
+    return f"{prefix}@{socket.gethostname()}"
+
+
+def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
+    """Load the models, announce the worker with a heartbeat, consume the GPU queue until shut down."""
+    loaded = models_cache.load(settings, name)
+    info = {
+        "device": str(loaded.animator.pipeline.models.device),
+        "gpu": gpu,
+        "tiny_model": loaded.files.is_tiny,
+        "model_dir": str(loaded.files.root),
+        "pid": os.getpid(),
+        "started_at": utc_now().isoformat(),
+    }
+    heartbeat = Heartbeat(loaded.store, name, info)
+    app = create_celery(settings)
+    celery_worker = app.Worker(
+        hostname=name, pool_cls="solo", concurrency=1, queues=[GPU_QUEUE],
+        without_gossip=True, without_mingle=True, loglevel=settings.log_level.upper(),
+    )  # fmt: skip
+    heartbeat.start()
+    logger.info("worker %s: ready on %s (queue %s)", name, info["device"], GPU_QUEUE)
+    try:
+        celery_worker.start()  # returns after a warm shutdown (SIGTERM, SIGINT): the running job finishes first
+    finally:
+        heartbeat.stop()
+    return int(celery_worker.exitcode or 0)
+
+
+def supervise_gpus(gpus: Sequence[int], child_args: Sequence[str], env: Mapping[str, str]) -> int:
+    """Start ``mimicmotion worker --gpu N`` per GPU, forward SIGTERM/SIGINT, return when all have exited.
+
+    Args:
+        child_args: extra flags for every child (e.g. ``--log-level``).
+        env: the base environment for the children; CUDA_VISIBLE_DEVICES is set per child.
+    """
+    children: dict[int, subprocess.Popen[bytes]] = {}
+    for gpu in gpus:
+        child_env = {**env, "CUDA_VISIBLE_DEVICES": str(gpu), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+        command = [sys.executable, "-m", "cli.main", *child_args, "worker", "--gpu", str(gpu)]
+        children[gpu] = subprocess.Popen(command, env=child_env)
+        logger.info("worker for GPU %d started (pid %d)", gpu, children[gpu].pid)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        codes = {gpu: child.wait() for gpu, child in children.items()}
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for gpu, code in codes.items():
+        logger.info("worker for GPU %d exited with %d", gpu, code)
+    return max((abs(code) for code in codes.values()), default=0)
