@@ -22,6 +22,7 @@ from core.errors import (
 from core.jobs.params import JobParams
 from core.jobs.store import InvalidCursorError
 from core.jobs.transitions import InvalidTransitionError
+from service.idempotency import IdempotencyConflictError
 from service.schemas import ErrorBody
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ STATUS_BY_ERROR: dict[type[MimicMotionError], int] = {
     FileLinkError: 403,
     JobNotFoundError: 404,
     InvalidTransitionError: 409,
+    IdempotencyConflictError: 409,
     InvalidCursorError: 422,
     InputFetchError: 422,
     QueueLimitError: 429,
@@ -147,7 +149,7 @@ async def _on_domain_error(_: Request, exc: Exception) -> JSONResponse:
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    return error_response(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

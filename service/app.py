@@ -1,0 +1,56 @@
+"""create_app(settings): the FastAPI gateway. No module-level app: uvicorn runs it with --factory.
+
+Torch-free by construction: it imports core's settings, errors, jobs and storage only, and sends
+tasks by name without importing ``worker/``.
+"""
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from core.jobs.store import JobStore
+from core.settings import Settings
+from core.storage import Storage, create_storage
+from service.auth import ApiKeys, check_bind_is_safe
+from service.errors import install_error_handlers
+from service.metrics import RequestMetricsMiddleware, create_registry
+from service.queue import TaskSender, create_task_sender
+from service.routes import files, health, jobs, metrics
+
+API_VERSION = "1.0.0"
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name  # handler names (create_job, get_job, ...) read well in generated clients
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: JobStore | None = None,
+    storage: Storage | None = None,
+    task_sender: TaskSender | None = None,
+) -> FastAPI:
+    """Build the gateway; the keyword arguments replace the clients built from ``settings`` (tests).
+
+    Raises:
+        ConfigurationError: no API keys are configured and the bind address is not loopback.
+    """
+    api_keys = ApiKeys.from_settings(settings)
+    check_bind_is_safe(settings, api_keys)
+    app = FastAPI(
+        title="MimicMotion",
+        version=API_VERSION,
+        description="Pose-guided human animation as an asynchronous job API.",
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.api_keys = api_keys
+    app.state.store = store if store is not None else JobStore.from_url(settings.redis_url)
+    app.state.storage = storage if storage is not None else create_storage(settings)
+    app.state.task_sender = task_sender if task_sender is not None else create_task_sender(settings)
+    app.state.metrics_registry, http_metrics = create_registry(app.state.store)
+    app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)
+    install_error_handlers(app)
+    for router in (jobs.router, files.router, health.router, metrics.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,63 @@
+"""Routes for /jobs: create, read, list. Each handler parses, makes one core call, returns JobPublic."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from service import submission
+from service.deps import JobViewerDep, OwnerDep, SettingsDep, StoreDep, TaskSenderDep
+from service.errors import error_responses
+from service.idempotency import MAX_IDEMPOTENCY_KEY_LENGTH
+from service.schemas import JobCreate, JobList, JobPublic
+
+IDEMPOTENCY_HEADER = Header(
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+    description="Same key and same body within 24 h return the same job; a different body is a 409.",
+)
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401))
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobPublic,
+    summary="Submit an animation job",
+    responses={
+        202: {"headers": {"Location": {"description": "/jobs/{id} of the new job", "schema": {"type": "string"}}}},
+        **error_responses(400, 409, 422, 429, 503),
+    },
+)
+def create_job(
+    body: JobCreate,
+    owner: OwnerDep,
+    store: StoreDep,
+    sender: TaskSenderDep,
+    settings: SettingsDep,
+    viewer: JobViewerDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_HEADER] = None,
+) -> JobPublic:
+    job = submission.create_job(
+        store, sender, body, owner=owner, max_queued=settings.max_queued_jobs_per_key, idempotency_key=idempotency_key
+    )
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return viewer.show(job)
+
+
+@router.get("/{job_id}", response_model=JobPublic, summary="Get a job", responses=error_responses(404))
+def get_job(job_id: str, owner: OwnerDep, store: StoreDep, viewer: JobViewerDep) -> JobPublic:
+    return viewer.show(store.get(job_id, owner=owner))
+
+
+@router.get("", response_model=JobList, summary="List your jobs, newest first", responses=error_responses(422))
+def list_jobs(
+    owner: OwnerDep,
+    store: StoreDep,
+    viewer: JobViewerDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
+    cursor: Annotated[str | None, Query(max_length=40, description="next_cursor of the previous page.")] = None,
+) -> JobList:
+    return viewer.show_page(store.list_jobs(owner, limit=limit, cursor=cursor))

@@ -1,0 +1,348 @@
+"""The gateway over real Redis and local storage: jobs, auth, paging, limits, files, probes, metrics.
+
+The task sender is a recorder (the queue hand-off is tested by the worker's tests); everything
+else is the real thing: JobStore on a test-owned redis-server, local storage under tmp_path.
+"""
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from core.errors import ConfigurationError
+from core.jobs.records import JobOutput, JobStatus
+from core.jobs.store import JobStore
+from core.settings import Settings
+from core.storage import create_storage
+from service.app import create_app
+from tests.support.redis_server import free_port
+
+KEY_A, KEY_B = "key-a-0123456789", "key-b-9876543210"
+AUTH_A, AUTH_B = {"Authorization": f"Bearer {KEY_A}"}, {"Authorization": f"Bearer {KEY_B}"}
+BODY = {"image_url": "https://example.com/person.png", "video_url": "https://example.com/dance.mp4"}
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send_animate(self, job_id: str) -> None:
+        self.sent.append(job_id)
+
+
+class BrokenSender:
+    def send_animate(self, job_id: str) -> None:
+        raise ConnectionError("broker down")
+
+
+@pytest.fixture
+def gateway_settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(
+        redis_url=redis_url, data_dir=tmp_path / "data", public_url="http://testserver",
+        api_keys=SecretStr(f"{KEY_A}, {KEY_B}"), max_queued_jobs_per_key=3,
+    )
+
+
+@pytest.fixture
+def store(redis_url: str) -> JobStore:
+    return JobStore.from_url(redis_url)
+
+
+@pytest.fixture
+def sender() -> RecordingSender:
+    return RecordingSender()
+
+
+@pytest.fixture
+def client(gateway_settings: Settings, store: JobStore, sender: RecordingSender) -> TestClient:
+    return TestClient(create_app(gateway_settings, store=store, task_sender=sender))
+
+
+def _submit(client: TestClient, headers: dict[str, str] = AUTH_A, **body: Any) -> dict[str, Any]:
+    response = client.post("/jobs", json={**BODY, **body}, headers=headers)
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def _succeed(store: JobStore, job_id: str, write: Callable[[str, bytes], None]) -> None:
+    write(f"{job_id}/video.mp4", b"video-bytes")
+    write(f"{job_id}/pose.mp4", b"pose-bytes")
+    store.claim(job_id, "w1", lease_s=60)
+    output = JobOutput(video_key=f"{job_id}/video.mp4", pose_video_key=f"{job_id}/pose.mp4", width=64, height=112,
+                       num_frames=4, fps=15, duration_s=4 / 15, size_bytes=11, sha256="0" * 64)
+    store.transition(job_id, JobStatus.succeeded, worker="w1", output=output, timings={"pose": 0.5})
+
+
+# POST /jobs and GET /jobs/{id}
+def test_post_job_answers_202_with_location_seed_and_queue_position(
+    client: TestClient, sender: RecordingSender
+) -> None:
+    response = client.post("/jobs", json={**BODY, "params": {"num_inference_steps": 4}, "metadata": {"n": 1}},
+                           headers=AUTH_A)
+    assert response.status_code == 202
+    job = response.json()
+    assert response.headers["location"] == f"/jobs/{job['id']}"
+    assert len(job["id"]) == 32 and job["status"] == "queued" and job["queue_position"] == 0
+    assert job["params"]["num_inference_steps"] == 4 and isinstance(job["params"]["seed"], int)
+    assert job["params"]["resolution"] == 576 and job["metadata"] == {"n": 1}
+    assert job["webhook_events"] == ["job.started", "job.succeeded", "job.failed", "job.canceled"]
+    assert sender.sent == [job["id"]]
+    fetched = client.get(f"/jobs/{job['id']}", headers=AUTH_A).json()
+    assert fetched == job
+
+
+def test_post_job_keeps_a_given_seed_and_counts_queue_positions(client: TestClient) -> None:
+    first = _submit(client, params={"seed": 42})
+    second = _submit(client, headers=AUTH_B)
+    assert first["params"]["seed"] == 42
+    assert second["queue_position"] == 1
+
+
+def test_out_of_range_param_is_422_naming_field_and_range(client: TestClient, sender: RecordingSender) -> None:
+    response = client.post("/jobs", json={**BODY, "params": {"num_inference_steps": 101}}, headers=AUTH_A)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert "params.num_inference_steps" in error["message"] and "1 to 100" in error["message"]
+    assert error["details"][0]["field"] == "params.num_inference_steps"
+    assert sender.sent == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**BODY, "video_url": "file:///etc/passwd"}, "video_url"),
+        ({"image_url": BODY["image_url"]}, "video_url"),
+        ({**BODY, "params": {"tile_size": 8, "tile_overlap": 8}}, "params.tile_overlap"),
+        ({**BODY, "params": {"steps": 4}}, "params.steps"),
+        ({**BODY, "webhook_events": ["job.done"]}, "webhook_events.0"),
+    ],
+)
+def test_invalid_body_is_422_naming_the_field(client: TestClient, body: dict[str, Any], field: str) -> None:
+    response = client.post("/jobs", json=body, headers=AUTH_A)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == field
+
+
+def test_malformed_json_is_400_and_wrong_content_type_is_json_error(client: TestClient) -> None:
+    response = client.post("/jobs", content=b'{"image_url": ', headers={**AUTH_A, "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+    response = client.post("/jobs", content=b"image_url=x", headers={**AUTH_A, "Content-Type": "text/plain"})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
+
+
+def test_unknown_job_and_unknown_route_are_404_json(client: TestClient) -> None:
+    response = client.get("/jobs/0123456789abcdef", headers=AUTH_A)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    response = client.get("/nowhere", headers=AUTH_A)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+# Idempotency-Key
+def test_idempotency_key_same_body_returns_the_same_job(client: TestClient, sender: RecordingSender) -> None:
+    headers = {**AUTH_A, "Idempotency-Key": "order-17"}
+    first = client.post("/jobs", json={**BODY, "metadata": {"a": 1}}, headers=headers)
+    again = client.post("/jobs", json={"metadata": {"a": 1}, **BODY}, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"] and again.headers["location"] == first.headers["location"]
+    assert sender.sent == [first.json()["id"]]
+    other_key = client.post(
+        "/jobs", json={**BODY, "metadata": {"a": 1}}, headers={**AUTH_B, "Idempotency-Key": "order-17"}
+    )
+    assert other_key.json()["id"] != first.json()["id"]  # keys are scoped to the caller
+
+
+def test_idempotency_key_with_another_body_is_409(client: TestClient) -> None:
+    headers = {**AUTH_A, "Idempotency-Key": "order-18"}
+    client.post("/jobs", json=BODY, headers=headers)
+    response = client.post("/jobs", json={**BODY, "params": {"seed": 1}}, headers=headers)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "idempotency_conflict"
+
+
+def test_idempotency_key_is_released_when_the_queue_is_down(gateway_settings: Settings, store: JobStore) -> None:
+    headers = {**AUTH_A, "Idempotency-Key": "order-19"}
+    broken = TestClient(create_app(gateway_settings, store=store, task_sender=BrokenSender()))
+    assert broken.post("/jobs", json=BODY, headers=headers).status_code == 503
+    sender = RecordingSender()
+    working = TestClient(create_app(gateway_settings, store=store, task_sender=sender))
+    response = working.post("/jobs", json=BODY, headers=headers)
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    assert sender.sent == [response.json()["id"]]
+
+
+# Auth
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {KEY_A}"}, {"Authorization": KEY_A}]
+)
+def test_missing_or_unknown_key_is_401(client: TestClient, headers: dict[str, str]) -> None:
+    for response in (client.post("/jobs", json=BODY, headers=headers), client.get("/jobs", headers=headers)):
+        assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+
+
+def test_another_keys_job_is_404_and_not_listed(client: TestClient, store: JobStore) -> None:
+    job = _submit(client, headers=AUTH_A)
+    assert client.get(f"/jobs/{job['id']}", headers=AUTH_B).status_code == 404
+    assert client.get("/jobs", headers=AUTH_B).json() == {"data": [], "next_cursor": None}
+    assert store.get(job["id"]).owner not in (KEY_A, "anonymous") and len(store.get(job["id"]).owner) == 16
+
+
+def test_no_keys_means_anonymous_on_loopback_and_refusal_elsewhere(
+    gateway_settings: Settings, store: JobStore, sender: RecordingSender
+) -> None:
+    open_settings = gateway_settings.model_copy(update={"api_keys": SecretStr("")})
+    client = TestClient(create_app(open_settings, store=store, task_sender=sender))
+    job = _submit(client, headers={})
+    assert store.get(job["id"]).owner == "anonymous"
+    for host in ("0.0.0.0", "192.168.1.4", "example.com"):
+        with pytest.raises(ConfigurationError, match="MIMICMOTION_API_KEYS"):
+            create_app(open_settings.model_copy(update={"host": host}), store=store, task_sender=sender)
+
+
+# GET /jobs
+def test_list_jobs_newest_first_with_cursor_paging(client: TestClient) -> None:
+    ids = [_submit(client, headers=AUTH_B if i == 2 else AUTH_A)["id"] for i in range(3)]
+    client.app.state.settings.max_queued_jobs_per_key = 10  # type: ignore[attr-defined]
+    ids += [_submit(client)["id"] for _ in range(2)]
+    mine = [ids[4], ids[3], ids[1], ids[0]]
+    page = client.get("/jobs", params={"limit": 3}, headers=AUTH_A).json()
+    assert [job["id"] for job in page["data"]] == mine[:3] and page["next_cursor"]
+    rest = client.get("/jobs", params={"limit": 3, "cursor": page["next_cursor"]}, headers=AUTH_A).json()
+    assert [job["id"] for job in rest["data"]] == mine[3:] and rest["next_cursor"] is None
+
+
+@pytest.mark.parametrize("query", [{"limit": 0}, {"limit": 101}, {"cursor": "not-a-cursor"}])
+def test_list_jobs_refuses_bad_limit_and_forged_cursor(client: TestClient, query: dict[str, Any]) -> None:
+    response = client.get("/jobs", params=query, headers=AUTH_A)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] in ("invalid_request", "invalid_cursor")
+
+
+# Limits and queue failures
+def test_queued_job_limit_per_key_is_429_with_retry_after(client: TestClient, store: JobStore) -> None:
+    first = _submit(client)
+    for _ in range(2):
+        _submit(client)
+    response = client.post("/jobs", json=BODY, headers=AUTH_A)
+    assert response.status_code == 429 and int(response.headers["retry-after"]) > 0
+    assert response.json()["error"]["code"] == "too_many_queued_jobs"
+    _submit(client, headers=AUTH_B)  # another key has its own allowance
+    store.claim(first["id"], "w1", lease_s=60)  # a running job no longer counts
+    _submit(client)
+
+
+def test_enqueue_failure_is_503_and_fails_the_job(gateway_settings: Settings, store: JobStore) -> None:
+    client = TestClient(create_app(gateway_settings, store=store, task_sender=BrokenSender()))
+    response = client.post("/jobs", json=BODY, headers=AUTH_A)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "queue_unavailable"
+    (job,) = _stored_jobs(store)
+    assert job.status is JobStatus.failed and job.error is not None and job.error.code == "enqueue_failed"
+    assert store.queue_length() == 0
+
+
+def _stored_jobs(store: JobStore) -> list[Any]:
+    keys = list(store.redis.scan_iter(match=f"{store.prefix}:job:*"))
+    return [store.get(key.split(":")[-1]) for key in keys]
+
+
+def test_unexpected_exception_is_500_internal_error_without_traceback(
+    gateway_settings: Settings, store: JobStore, sender: RecordingSender, caplog: pytest.LogCaptureFixture
+) -> None:
+    class ExplodingStore(JobStore):
+        def list_jobs(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("secret internals")
+
+    app = create_app(gateway_settings, store=ExplodingStore(store.redis), task_sender=sender)
+    response = TestClient(app, raise_server_exceptions=False).get("/jobs", headers=AUTH_A)
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
+    assert "secret internals" in caplog.text
+
+
+# Results and /files
+def test_succeeded_job_has_fresh_signed_urls_that_download(
+    client: TestClient, store: JobStore, gateway_settings: Settings
+) -> None:
+    storage = create_storage(gateway_settings)
+
+    def write(key: str, data: bytes) -> None:
+        path = storage.open_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    job = _submit(client)
+    _succeed(store, job["id"], write)
+    shown = client.get(f"/jobs/{job['id']}", headers=AUTH_A).json()
+    assert shown["status"] == "succeeded" and shown["queue_position"] is None
+    output = shown["output"]
+    assert (output["width"], output["height"], output["num_frames"], output["fps"]) == (64, 112, 4, 15)
+    assert output["expires_at"] and shown["timings"] == {"pose": 0.5}
+    video = client.get(output["video_url"])  # no API key: the signature is the credential
+    assert video.status_code == 200 and video.content == b"video-bytes"
+    assert client.get(output["pose_video_url"]).content == b"pose-bytes"
+    assert client.get(_with_query(output["video_url"], signature="0" * 64)).status_code == 403
+    assert client.get(_with_query(output["video_url"], expires="1000")).status_code == 403
+    forged = output["video_url"].replace(f"{job['id']}/video.mp4", f"{job['id']}/pose.mp4")
+    assert client.get(forged).status_code == 403
+
+
+def _with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {name: values[0] for name, values in parse_qs(parts.query).items()} | changes
+    return urlunsplit(parts._replace(query="&".join(f"{k}={v}" for k, v in query.items())))
+
+
+# Probes and metrics
+def test_healthz_is_always_ok(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_waits_for_a_live_worker_and_warns_about_the_tiny_model(client: TestClient, store: JobStore) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["missing"] == ["worker"] and response.json()["redis"] == "ok"
+    store.record_heartbeat("gpu0@host", {"device": "cpu", "tiny_model": True}, ttl_s=30)
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    ready = response.json()
+    assert ready["status"] == "ready" and ready["workers"] == ["gpu0@host"] and ready["tiny_model"] is True
+    assert "tiny random model" in ready["warning"]
+
+
+def test_readyz_is_503_when_redis_is_gone(gateway_settings: Settings, sender: RecordingSender) -> None:
+    dead = JobStore.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.5)
+    response = TestClient(create_app(gateway_settings, store=dead, task_sender=sender)).get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["missing"] == ["redis", "worker"] and response.json()["redis"].startswith("unavailable")
+
+
+def test_metrics_export_jobs_queue_workers_stages_and_requests(client: TestClient, store: JobStore) -> None:
+    _submit(client)
+    _submit(client)
+    store.record_stage_seconds({"denoising": 42.0, "pose": 0.2})
+    store.record_heartbeat("w1", {"tiny_model": False}, ttl_s=30)
+    text = client.get("/metrics").text
+    assert 'mimicmotion_jobs{status="queued"} 2.0' in text
+    assert "mimicmotion_queue_depth 2.0" in text and "mimicmotion_running_jobs 0.0" in text
+    assert "mimicmotion_live_workers 1.0" in text and "mimicmotion_store_up 1.0" in text
+    assert 'mimicmotion_stage_seconds_bucket{le="30.0",stage="denoising"} 0.0' in text
+    assert 'mimicmotion_stage_seconds_bucket{le="60.0",stage="denoising"} 1.0' in text
+    assert 'mimicmotion_stage_seconds_bucket{le="+Inf",stage="pose"} 1.0' in text
+    assert 'mimicmotion_stage_seconds_sum{stage="denoising"} 42.0' in text
+    assert 'mimicmotion_http_requests_total{method="POST",route="/jobs",status="202"} 2.0' in text
+
+
+def test_gateway_imports_no_torch_onnxruntime_or_av() -> None:
+    code = (
+        "import sys, service.app, service.server\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'av', 'cv2', 'diffusers') if m in sys.modules]\n"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stdout + result.stderr
