@@ -11,6 +11,7 @@ from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import Storage, create_storage
 from service.auth import ApiKeys, check_bind_is_safe
+from service.body_limit import BodySizeLimitMiddleware
 from service.errors import install_error_handlers
 from service.metrics import RequestMetricsMiddleware, create_registry
 from service.queue import TaskSender, create_task_sender
@@ -49,7 +50,8 @@ def create_app(
     app.state.storage = storage if storage is not None else create_storage(settings)
     app.state.task_sender = task_sender if task_sender is not None else create_task_sender(settings)
     app.state.metrics_registry, http_metrics = create_registry(app.state.store)
-    app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)  # outermost: also counts the 413s
     install_error_handlers(app)
     for router in (jobs.router, files.router, health.router, metrics.router):
         app.include_router(router)

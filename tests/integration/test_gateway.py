@@ -137,6 +137,18 @@ def test_malformed_json_is_400_and_wrong_content_type_is_json_error(client: Test
     assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
 
 
+def test_oversized_body_is_refused_before_parsing(client: TestClient, sender: RecordingSender) -> None:
+    huge = b'{"metadata": {"k": "' + b"x" * 100_000 + b'"}}'
+    response = client.post("/jobs", content=huge, headers={**AUTH_A, "Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+
+    def chunks() -> Any:
+        yield huge
+
+    response = client.post("/jobs", content=chunks(), headers={**AUTH_A, "Content-Type": "application/json"})
+    assert response.status_code == 400 and sender.sent == []
+
+
 def test_unknown_job_and_unknown_route_are_404_json(client: TestClient) -> None:
     response = client.get("/jobs/0123456789abcdef", headers=AUTH_A)
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"

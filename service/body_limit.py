@@ -1,0 +1,44 @@
+"""Caps request bodies before anything parses them: a job request is a few kilobytes of JSON.
+
+A declared Content-Length over the cap is answered 413 at once; a chunked body is cut off when
+it passes the cap (FastAPI then answers 400).
+"""
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import error_response
+
+MAX_BODY_BYTES = 64 * 1024  # URLs (2 KiB each), metadata (4 KiB) and params fit many times over
+
+
+class BodyTooLargeError(Exception):
+    """Raised from ``receive`` when a streamed body passes the cap."""
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            response = error_response(
+                413, "payload_too_large", f"request bodies are limited to {self.max_bytes} bytes"
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLargeError(f"request body passed {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
