@@ -136,14 +136,21 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", message, details=_validation_details(errors))
 
 
+def _headers_for(exc: MimicMotionError) -> dict[str, str] | None:
+    if isinstance(exc, QueueLimitError):
+        return {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, UnauthorizedError):
+        return {"WWW-Authenticate": "Bearer"}
+    return None
+
+
 async def _on_domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MimicMotionError)
     status = status_for(exc)
     if status >= 500 and not isinstance(exc, QueueUnavailableError | StorageError):
         logger.error("unexpected %s: %s", type(exc).__name__, exc.message, exc_info=exc)
         return error_response(500, "internal_error", "internal error")
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueLimitError) else None
-    return error_response(status, exc.code, exc.message, headers=headers)
+    return error_response(status, exc.code, exc.message, headers=_headers_for(exc))
 
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -34,4 +34,7 @@ def get_file(
         raise JobNotFoundError("results are served from object storage, not from this gateway")
     if not storage.verify_signed_path(key, expires, signature, now=time.time()):
         raise FileLinkError("this link is invalid or has expired; read the job again for a fresh one")
-    return FileResponse(storage.open_path(key), media_type="video/mp4" if key.endswith(".mp4") else None)
+    path = storage.open_path(key)
+    if not path.is_file():
+        raise JobNotFoundError("this result is no longer stored")
+    return FileResponse(path, media_type="video/mp4" if key.endswith(".mp4") else None)

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from service import submission
 from service.deps import JobViewerDep, OwnerDep, SettingsDep, StoreDep, TaskSenderDep
@@ -48,7 +48,7 @@ def create_job(
 
 
 @router.get("/{job_id}", response_model=JobPublic, summary="Get a job", responses=error_responses(404))
-def get_job(job_id: str, owner: OwnerDep, store: StoreDep, viewer: JobViewerDep) -> JobPublic:
+def get_job(job_id: Annotated[str, Path(max_length=64)], owner: OwnerDep, store: StoreDep, viewer: JobViewerDep) -> JobPublic:
     return viewer.show(store.get(job_id, owner=owner))
 
 

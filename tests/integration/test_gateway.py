@@ -195,6 +195,7 @@ def test_idempotency_key_is_released_when_the_queue_is_down(gateway_settings: Se
 def test_missing_or_unknown_key_is_401(client: TestClient, headers: dict[str, str]) -> None:
     for response in (client.post("/jobs", json=BODY, headers=headers), client.get("/jobs", headers=headers)):
         assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
 
 
 def test_another_keys_job_is_404_and_not_listed(client: TestClient, store: JobStore) -> None:
@@ -301,6 +302,9 @@ def test_succeeded_job_has_fresh_signed_urls_that_download(
     assert client.get(_with_query(output["video_url"], expires="1000")).status_code == 403
     forged = output["video_url"].replace(f"{job['id']}/video.mp4", f"{job['id']}/pose.mp4")
     assert client.get(forged).status_code == 403
+    storage.open_path(f"{job['id']}/video.mp4").unlink()
+    gone = client.get(output["video_url"])
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
 
 
 def _with_query(url: str, **changes: str) -> str:
