@@ -1,0 +1,219 @@
+"""run_job in-process: real Redis, local storage, the tiny model, inputs from a loopback HTTP server."""
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.animate import Animator, load_animator
+from core.jobs.params import JobParams
+from core.jobs.records import Job, JobStatus, Stage
+from core.jobs.run import RunDeps, run_job
+from core.jobs.store import JobStore
+from core.models.files import resolve_model_files
+from core.settings import Settings
+from core.storage import create_storage
+from core.video.decode import read_video_frames
+from tests.support.file_server import file_server
+from tests.support.media import moving_person_frames, person_image, write_garbage, write_image, write_video
+
+# Tiny but real: resolution 128 gives 192x128 portrait frames; 17 frames at 24 fps, stride 2 -> 9 samples.
+TINY_PARAMS = JobParams(
+    resolution=128, num_inference_steps=2, tile_size=8, tile_overlap=2, sample_stride=2, fps=8, seed=7
+)
+NUM_FRAMES, HEIGHT, WIDTH = 9, 192, 128
+
+
+@pytest.fixture(scope="module")
+def animator(tiny_model_dir: Path) -> Animator:
+    return load_animator(resolve_model_files(tiny_model_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("inputs")
+    write_image(directory / "person.png", person_image(200, 150, seed=1))
+    write_video(directory / "drive.mp4", moving_person_frames(17, 96, 128, seed=2), fps=24)
+    write_garbage(directory / "garbage.mp4")
+    with file_server(directory) as url:
+        yield url
+
+
+class RecordingStore(JobStore):
+    """The real store, also remembering every progress write (and running a hook on each)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(JobStore.from_url(url).redis)
+        self.progress: list[Any] = []
+        self.on_progress = lambda job_id, progress: None
+
+    def update_running(self, job_id: str, worker: str, **changes: Any) -> Job | None:
+        if "progress" in changes:
+            self.progress.append(changes["progress"])
+            self.on_progress(job_id, changes["progress"])
+        return super().update_running(job_id, worker, **changes)
+
+
+@pytest.fixture
+def store(redis_url: str) -> RecordingStore:
+    return RecordingStore(redis_url)
+
+
+@pytest.fixture
+def job_settings(tmp_path: Path, tiny_model_dir: Path, redis_url: str) -> Settings:
+    return Settings(
+        model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32",
+        redis_url=redis_url, fetch_allowed_networks="127.0.0.0/8",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def deps(store: RecordingStore, job_settings: Settings, animator: Animator) -> RunDeps:
+    return RunDeps(
+        store=store, storage=create_storage(job_settings), animator=lambda: animator, settings=job_settings,
+        worker="test-worker@host",
+    )  # fmt: skip
+
+
+def submit(store: JobStore, inputs_url: str, video: str = "drive.mp4") -> str:
+    job = Job(
+        id=uuid.uuid4().hex, owner="owner", image_url=f"{inputs_url}/person.png",
+        video_url=f"{inputs_url}/{video}", params=TINY_PARAMS,
+    )  # fmt: skip
+    store.create(job)
+    return job.id
+
+
+def scratch_entries(settings: Settings) -> list[Path]:
+    return list((settings.data_dir / "scratch").iterdir())
+
+
+def test_run_job_succeeds_with_output_keys_progress_and_timings(
+    store: RecordingStore, deps: RunDeps, inputs_url: str
+) -> None:
+    job_id = submit(store, inputs_url)
+    run_job(job_id, deps)
+
+    job = store.get(job_id)
+    assert job.status is JobStatus.succeeded, job.error
+    assert job.attempts == 1 and job.finished_at is not None
+    assert job.output is not None
+    assert (job.output.video_key, job.output.pose_video_key) == (f"jobs/{job_id}/output.mp4", f"jobs/{job_id}/pose.mp4")
+    output = job.output
+    assert (output.num_frames, output.height, output.width, output.fps) == (NUM_FRAMES, HEIGHT, WIDTH, 8)
+    assert job.output.duration_s == pytest.approx(NUM_FRAMES / 8)
+    for key in (job.output.video_key, job.output.pose_video_key):
+        video = read_video_frames(deps.storage.open_path(key), sample_stride=1)  # type: ignore[attr-defined]
+        assert video.frames.shape == (NUM_FRAMES, HEIGHT, WIDTH, 3)
+    assert set(job.timings) >= {"fetching", "pose", "denoising", "decoding", "encoding", "uploading"}
+    assert all(seconds >= 0 for seconds in job.timings.values())
+    # Progress went through every stage in order, with a fraction that never went back.
+    stages = list(dict.fromkeys(progress.stage for progress in store.progress))
+    assert stages == list(Stage)
+    fractions = [progress.fraction for progress in store.progress]
+    assert fractions == sorted(fractions) and job.progress is not None and job.progress.fraction == 1.0
+    assert scratch_entries(deps.settings) == []
+    assert not store.is_held(job_id)
+
+
+def test_redelivered_task_for_a_finished_job_does_nothing(
+    store: RecordingStore, deps: RunDeps, inputs_url: str
+) -> None:
+    job_id = submit(store, inputs_url)
+    run_job(job_id, deps)
+    finished = store.get(job_id)
+    assert finished.status is JobStatus.succeeded
+    output_path = deps.storage.open_path(finished.output.video_key)  # type: ignore[attr-defined,union-attr]
+    mtime_ns = output_path.stat().st_mtime_ns
+    num_writes = len(store.progress)
+
+    run_job(job_id, deps)
+
+    assert store.get(job_id) == finished
+    assert len(store.progress) == num_writes
+    assert output_path.stat().st_mtime_ns == mtime_ns
+
+
+def test_job_held_by_a_live_worker_is_left_alone(store: RecordingStore, deps: RunDeps, inputs_url: str) -> None:
+    job_id = submit(store, inputs_url)
+    held = store.claim(job_id, "other@host", lease_s=60)
+    assert held is not None
+
+    run_job(job_id, deps)
+
+    job = store.get(job_id)
+    assert (job.status, job.worker, job.attempts) == (JobStatus.running, "other@host", 1)
+    assert store.progress == []
+
+
+def test_cancel_during_denoising_stops_the_job_without_output(
+    store: RecordingStore, deps: RunDeps, inputs_url: str
+) -> None:
+    job_id = submit(store, inputs_url)
+
+    def cancel_from_another_thread(progress_job_id: str, progress: Any) -> None:
+        if progress.stage is Stage.denoising and store.get(progress_job_id).status is JobStatus.running:
+            canceler = threading.Thread(target=store.transition, args=(progress_job_id, JobStatus.canceled))
+            canceler.start()
+            canceler.join()
+
+    store.on_progress = cancel_from_another_thread
+    run_job(job_id, deps)
+
+    job = store.get(job_id)
+    assert job.status is JobStatus.canceled
+    assert job.output is None and job.error is None
+    assert Stage.encoding not in {progress.stage for progress in store.progress}
+    assert list(deps.settings.data_dir.rglob(f"*{job_id}*")) == []  # no output, no scratch left
+    assert scratch_entries(deps.settings) == []
+
+
+def test_bad_video_fails_the_job_and_the_worker_keeps_going(
+    store: RecordingStore, deps: RunDeps, inputs_url: str
+) -> None:
+    bad_id = submit(store, inputs_url, video="garbage.mp4")
+    run_job(bad_id, deps)
+    good_id = submit(store, inputs_url)
+    run_job(good_id, deps)
+
+    bad = store.get(bad_id)
+    assert bad.status is JobStatus.failed and bad.error is not None
+    assert bad.error.code == "input_not_video"
+    assert "garbage.mp4" in bad.error.message or "video" in bad.error.message
+    assert store.get(good_id).status is JobStatus.succeeded
+    assert scratch_entries(deps.settings) == []
+
+
+def test_loopback_input_is_refused_without_an_allow_list(store: RecordingStore, deps: RunDeps, inputs_url: str) -> None:
+    deps.settings = deps.settings.model_copy(update={"fetch_allowed_networks": ""})
+    job_id = submit(store, inputs_url)
+    run_job(job_id, deps)
+
+    job = store.get(job_id)
+    assert job.status is JobStatus.failed and job.error is not None
+    assert job.error.code == "forbidden_address"
+    assert "127.0.0.1" in job.error.message
+
+
+def test_unexpected_error_is_recorded_as_internal_error_without_the_traceback(
+    store: RecordingStore, deps: RunDeps, inputs_url: str
+) -> None:
+    def broken_animator() -> Animator:
+        raise RuntimeError("secret detail from deep inside")
+
+    deps.animator = broken_animator
+    job_id = submit(store, inputs_url)
+    run_job(job_id, deps)
+
+    job = store.get(job_id)
+    assert job.status is JobStatus.failed and job.error is not None
+    assert job.error.code == "internal_error"
+    assert "secret detail" not in job.error.message
+    assert scratch_entries(deps.settings) == []
+
+
+def test_unknown_job_id_is_dropped_quietly(deps: RunDeps) -> None:
+    run_job("no-such-job", deps)
