@@ -4,12 +4,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from service import submission
+from service import cancellation, submission
 from service.deps import JobViewerDep, OwnerDep, SettingsDep, StoreDep, TaskSenderDep
 from service.errors import error_responses
 from service.idempotency import MAX_IDEMPOTENCY_KEY_LENGTH
 from service.schemas import JobCreate, JobList, JobPublic
 
+JobId = Annotated[str, Path(max_length=64, description="The job's id.")]
 IDEMPOTENCY_HEADER = Header(
     alias="Idempotency-Key",
     min_length=1,
@@ -48,8 +49,18 @@ def create_job(
 
 
 @router.get("/{job_id}", response_model=JobPublic, summary="Get a job", responses=error_responses(404))
-def get_job(job_id: Annotated[str, Path(max_length=64)], owner: OwnerDep, store: StoreDep, viewer: JobViewerDep) -> JobPublic:
+def get_job(job_id: JobId, owner: OwnerDep, store: StoreDep, viewer: JobViewerDep) -> JobPublic:
     return viewer.show(store.get(job_id, owner=owner))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    summary="Cancel a queued or running job",
+    responses=error_responses(404, 409),
+)
+def cancel_job(job_id: JobId, owner: OwnerDep, store: StoreDep, viewer: JobViewerDep) -> JobPublic:
+    return viewer.show(cancellation.cancel_job(store, job_id, owner=owner))
 
 
 @router.get("", response_model=JobList, summary="List your jobs, newest first", responses=error_responses(422))

@@ -188,6 +188,26 @@ def test_idempotency_key_is_released_when_the_queue_is_down(gateway_settings: Se
     assert sender.sent == [response.json()["id"]]
 
 
+# Cancel
+def test_cancel_stops_queued_and_running_jobs_and_refuses_finished_ones(client: TestClient, store: JobStore) -> None:
+    queued, running = _submit(client), _submit(client)
+    store.claim(running["id"], "w1", lease_s=60)
+    for job in (queued, running):
+        response = client.post(f"/jobs/{job['id']}/cancel", headers=AUTH_A)
+        assert response.status_code == 200
+        assert response.json()["status"] == "canceled" and response.json()["finished_at"]
+    assert store.queue_length() == 0 and not store.is_held(running["id"])  # the worker stops at its next step
+    again = client.post(f"/jobs/{queued['id']}/cancel", headers=AUTH_A)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
+    assert "canceled" in again.json()["error"]["message"]
+
+
+def test_cancel_of_another_keys_job_is_404_and_leaves_it_alone(client: TestClient, store: JobStore) -> None:
+    job = _submit(client)
+    assert client.post(f"/jobs/{job['id']}/cancel", headers=AUTH_B).status_code == 404
+    assert store.get(job["id"]).status is JobStatus.queued
+
+
 # Auth
 @pytest.mark.parametrize(
     "headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {KEY_A}"}, {"Authorization": KEY_A}]

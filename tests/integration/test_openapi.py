@@ -16,7 +16,8 @@ def test_committed_openapi_yaml_equals_served_schema() -> None:
 
 def test_openapi_documents_the_contract_paths_and_json_errors() -> None:
     schema = served_schema()
-    assert {"/jobs", "/jobs/{job_id}", "/healthz", "/readyz", "/metrics", "/files/{key}"} <= set(schema["paths"])
+    paths = {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/cancel", "/healthz", "/readyz", "/metrics", "/files/{key}"}
+    assert paths <= set(schema["paths"])
     create = schema["paths"]["/jobs"]["post"]
     assert "202" in create["responses"] and "201" not in create["responses"]
     assert create["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

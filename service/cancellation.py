@@ -1,0 +1,26 @@
+"""Canceling a job: queued jobs never start; running ones stop at the next denoising step.
+
+The worker notices because the cancel transition drops its lease (``core.jobs.run`` checks the
+lease after every step) and raises JobCanceledError there.
+"""
+
+from core.jobs.records import Job, JobStatus
+from core.jobs.store import JobStore
+from core.jobs.transitions import InvalidTransitionError
+
+
+def cancel_job(store: JobStore, job_id: str, *, owner: str) -> Job:
+    """Cancel the owner's queued or running job.
+
+    Raises:
+        JobNotFoundError: no such job, or another owner's.
+        InvalidTransitionError: the job has finished already.
+    """
+    store.get(job_id, owner=owner)
+    try:
+        return store.transition(job_id, JobStatus.canceled, expected=[JobStatus.queued, JobStatus.running])
+    except InvalidTransitionError:
+        current = store.get(job_id).status.value
+        raise InvalidTransitionError(
+            f"job {job_id} has {current}; only queued or running jobs can be canceled"
+        ) from None
