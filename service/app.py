@@ -18,6 +18,7 @@ from service.queue import TaskSender, create_task_sender
 from service.routes import files, health, jobs, metrics
 
 API_VERSION = "1.0.0"
+SSE_POLL_S = 0.5  # how often an event stream re-reads its job; tests lower it through app.state
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -49,6 +50,7 @@ def create_app(
     app.state.store = store if store is not None else JobStore.from_url(settings.redis_url)
     app.state.storage = storage if storage is not None else create_storage(settings)
     app.state.task_sender = task_sender if task_sender is not None else create_task_sender(settings)
+    app.state.sse_poll_s = SSE_POLL_S
     app.state.metrics_registry, http_metrics = create_registry(app.state.store)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)  # outermost: also counts the 413s

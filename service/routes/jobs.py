@@ -2,13 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from service import cancellation, submission
 from service.deps import JobViewerDep, OwnerDep, SettingsDep, StoreDep, TaskSenderDep
 from service.errors import error_responses
 from service.idempotency import MAX_IDEMPOTENCY_KEY_LENGTH
 from service.schemas import JobCreate, JobList, JobPublic
+from service.sse import job_events
 
 JobId = Annotated[str, Path(max_length=64, description="The job's id.")]
 IDEMPOTENCY_HEADER = Header(
@@ -17,6 +19,8 @@ IDEMPOTENCY_HEADER = Header(
     max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
     description="Same key and same body within 24 h return the same job; a different body is a 409.",
 )
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401))
 
@@ -61,6 +65,20 @@ def get_job(job_id: JobId, owner: OwnerDep, store: StoreDep, viewer: JobViewerDe
 )
 def cancel_job(job_id: JobId, owner: OwnerDep, store: StoreDep, viewer: JobViewerDep) -> JobPublic:
     return viewer.show(cancellation.cancel_job(store, job_id, owner=owner))
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    summary="Server-Sent Events of the job's status and progress, until it finishes",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}, **error_responses(404)},
+)
+def stream_job_events(
+    job_id: JobId, owner: OwnerDep, store: StoreDep, viewer: JobViewerDep, request: Request
+) -> StreamingResponse:
+    store.get(job_id, owner=owner)  # an unknown job is a JSON 404, not an empty stream
+    events = job_events(store, viewer, job_id, owner=owner, poll_s=request.app.state.sse_poll_s)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("", response_model=JobList, summary="List your jobs, newest first", responses=error_responses(422))

@@ -4,8 +4,10 @@ The task sender is a recorder (the queue hand-off is tested by the worker's test
 else is the real thing: JobStore on a test-owned redis-server, local storage under tmp_path.
 """
 
+import json
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from core.errors import ConfigurationError
-from core.jobs.records import JobOutput, JobStatus
+from core.jobs.records import JobError, JobOutput, JobStatus, Progress, Stage
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import create_storage
@@ -206,6 +208,60 @@ def test_cancel_of_another_keys_job_is_404_and_leaves_it_alone(client: TestClien
     job = _submit(client)
     assert client.post(f"/jobs/{job['id']}/cancel", headers=AUTH_B).status_code == 404
     assert store.get(job["id"]).status is JobStatus.queued
+
+
+# Server-Sent Events
+def _events(text: str) -> list[tuple[str, int, dict[str, Any]]]:
+    events = []
+    for frame in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if not line.startswith(":"))
+        events.append((fields["event"], int(fields["id"]), json.loads(fields["data"])))
+    return events
+
+
+def test_events_stream_follows_the_job_until_it_finishes(
+    gateway_settings: Settings, store: JobStore, sender: RecordingSender
+) -> None:
+    class WatchedStore(JobStore):
+        read = threading.Event()
+        num_reads = 0
+
+        def get(self, job_id: str, *, owner: str | None = None) -> Any:
+            job = super().get(job_id, owner=owner)
+            WatchedStore.num_reads += 1
+            if WatchedStore.num_reads == 2:  # the handler's ownership check, then the stream's first read
+                self.read.set()
+            return job
+
+    watched = WatchedStore(store.redis)
+    app = create_app(gateway_settings, store=watched, task_sender=sender)
+    app.state.sse_poll_s = 0.01
+    client = TestClient(app)
+    job = _submit(client)
+
+    def work() -> None:  # plays the worker once the stream has seen the queued job
+        assert WatchedStore.read.wait(timeout=10)
+        store.claim(job["id"], "w1", lease_s=60)
+        store.update_running(job["id"], "w1", progress=Progress(stage=Stage.denoising, step=1, total_steps=4))
+        store.transition(job["id"], JobStatus.failed, worker="w1", error=JobError(code="no_person_detected",
+                                                                                  message="no person"))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    response = client.get(f"/jobs/{job['id']}/events", headers=AUTH_A)
+    worker.join(timeout=10)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = _events(response.text)
+    assert events[0][0] == "status" and events[0][2]["status"] == "queued"
+    assert events[-1][0] == "status" and events[-1][2]["error"]["code"] == "no_person_detected"
+    assert [event_id for _, event_id, _ in events] == list(range(1, len(events) + 1))
+
+
+def test_events_of_unknown_or_another_keys_job_are_404(client: TestClient) -> None:
+    job = _submit(client)
+    for job_id, headers in (("0" * 32, AUTH_A), (job["id"], AUTH_B)):
+        response = client.get(f"/jobs/{job_id}/events", headers=headers)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
 
 # Auth
