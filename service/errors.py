@@ -7,6 +7,7 @@ place that does. Every error response is ``{"error": {"code", "message"[, "detai
 import logging
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -127,11 +128,14 @@ def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for e in errors]
 
 
-async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [dict(e) for e in exc.errors()]
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "invalid_json", "the request body is not valid JSON")
+    body_refused = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in errors)
+    if body_refused and not request.headers.get("content-type", "").startswith("application/json"):
+        return error_response(415, "unsupported_media_type", "send the request body as application/json")
     message = "; ".join(_describe(e) for e in errors[:3]) or "invalid request"
     return error_response(422, "invalid_request", message, details=_validation_details(errors))
 
@@ -159,6 +163,11 @@ async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None)
 
 
+async def _on_redis_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("job store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "store_unavailable", "the job store is unavailable; try again shortly")
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal error")
@@ -168,14 +177,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(MimicMotionError, _on_domain_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(redis.RedisError, _on_redis_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
 _DESCRIPTIONS = {
-    400: "Malformed JSON", 401: "Missing or unknown API key", 403: "Link signature wrong or expired",
-    404: "No such job (or another key's)", 409: "Conflicts with the job's state",
+    400: "Malformed JSON",
+    401: "Missing or unknown API key",
+    403: "Link signature wrong or expired",
+    404: "No such job (or another key's)",
+    409: "Conflicts with the job's state or an earlier request with this Idempotency-Key",
+    415: "The body is not application/json",
     422: "Invalid request; the message names the field and the allowed range",
-    429: "Too many queued jobs for this key; see Retry-After", 503: "Queue or storage unavailable",
+    429: "Too many queued jobs for this key; see Retry-After",
+    503: "Job store, queue or storage unavailable",
 }
 
 

@@ -32,7 +32,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401)
     summary="Submit an animation job",
     responses={
         202: {"headers": {"Location": {"description": "/jobs/{id} of the new job", "schema": {"type": "string"}}}},
-        **error_responses(400, 409, 422, 429, 503),
+        **error_responses(400, 409, 415, 422, 429, 503),
     },
 )
 def create_job(

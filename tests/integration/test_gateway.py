@@ -132,11 +132,13 @@ def test_invalid_body_is_422_naming_the_field(client: TestClient, body: dict[str
     assert response.json()["error"]["details"][0]["field"] == field
 
 
-def test_malformed_json_is_400_and_wrong_content_type_is_json_error(client: TestClient) -> None:
+def test_malformed_json_is_400_and_wrong_content_type_is_415(client: TestClient) -> None:
     response = client.post("/jobs", content=b'{"image_url": ', headers={**AUTH_A, "Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
     response = client.post("/jobs", content=b"image_url=x", headers={**AUTH_A, "Content-Type": "text/plain"})
-    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
+    assert response.status_code == 415 and response.json()["error"]["code"] == "unsupported_media_type"
+    response = client.post("/jobs", content=b"[1]", headers={**AUTH_A, "Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == "body"
 
 
 def test_oversized_body_is_refused_before_parsing(client: TestClient, sender: RecordingSender) -> None:
@@ -404,6 +406,15 @@ def test_readyz_waits_for_a_live_worker_and_warns_about_the_tiny_model(client: T
     ready = response.json()
     assert ready["status"] == "ready" and ready["workers"] == ["gpu0@host"] and ready["tiny_model"] is True
     assert "tiny random model" in ready["warning"]
+
+
+def test_job_routes_answer_503_when_redis_is_gone(gateway_settings: Settings, sender: RecordingSender) -> None:
+    dead = JobStore.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.5)
+    client = TestClient(create_app(gateway_settings, store=dead, task_sender=sender))
+    for response in (client.post("/jobs", json=BODY, headers=AUTH_A), client.get("/jobs", headers=AUTH_A)):
+        assert response.status_code == 503 and response.json()["error"]["code"] == "store_unavailable"
+    assert sender.sent == []
+    assert "mimicmotion_store_up 0.0" in client.get("/metrics").text
 
 
 def test_readyz_is_503_when_redis_is_gone(gateway_settings: Settings, sender: RecordingSender) -> None:
