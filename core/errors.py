@@ -62,3 +62,33 @@ class JobNotFoundError(MimicMotionError):
     """No such job, or it belongs to another API key (the two are not told apart)."""
 
     code = "not_found"
+
+
+class StorageError(MimicMotionError):
+    """Result storage (S3 or the local results directory) failed; never a problem with the inputs."""
+
+    code = "storage_error"
+
+
+class InputFetchError(MimicMotionError):
+    """An input URL could not be downloaded; subclasses say why."""
+
+    code = "input_unreachable"
+
+
+class UnsupportedUrlError(InputFetchError):
+    """The URL's scheme or form is not accepted (only plain http/https URLs are)."""
+
+    code = "unsupported_url"
+
+
+class ForbiddenAddressError(InputFetchError):
+    """The URL's host resolves to a private, loopback, link-local or otherwise non-public address."""
+
+    code = "forbidden_address"
+
+
+class InputUnreachableError(InputFetchError):
+    """DNS failure, refused connection, timeout, non-2xx answer or too many redirects."""
+
+    code = "input_unreachable"
