@@ -34,7 +34,8 @@ def get_file(
         raise JobNotFoundError("results are served from object storage, not from this gateway")
     if not storage.verify_signed_path(key, expires, signature, now=time.time()):
         raise FileLinkError("this link is invalid or has expired; read the job again for a fresh one")
-    path = storage.open_path(key)
-    if not path.is_file():
-        raise JobNotFoundError("this result is no longer stored")
+    try:
+        path = storage.open_path(key)
+    except FileNotFoundError:
+        raise JobNotFoundError("this result is no longer stored") from None
     return FileResponse(path, media_type="video/mp4" if key.endswith(".mp4") else None)

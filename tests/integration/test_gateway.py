@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -21,7 +20,7 @@ from core.errors import ConfigurationError
 from core.jobs.records import JobError, JobOutput, JobStatus, Progress, Stage
 from core.jobs.store import JobStore
 from core.settings import Settings
-from core.storage import create_storage
+from core.storage import LocalStorage, create_storage
 from service.app import create_app
 from tests.support.redis_server import free_port
 
@@ -72,12 +71,16 @@ def _submit(client: TestClient, headers: dict[str, str] = AUTH_A, **body: Any) -
     return dict(response.json())
 
 
-def _succeed(store: JobStore, job_id: str, write: Callable[[str, bytes], None]) -> None:
-    write(f"{job_id}/video.mp4", b"video-bytes")
-    write(f"{job_id}/pose.mp4", b"pose-bytes")
+def _succeed(store: JobStore, storage: LocalStorage, job_id: str, tmp_path: Path) -> None:
+    """Play the worker: store two result files as it does, then record the output."""
+    stored = {}
+    for name, data in (("output.mp4", b"video-bytes"), ("pose.mp4", b"pose-bytes")):
+        (tmp_path / name).write_bytes(data)
+        stored[name] = storage.put_file(f"jobs/{job_id}/{name}", tmp_path / name, "video/mp4")
     store.claim(job_id, "w1", lease_s=60)
-    output = JobOutput(video_key=f"{job_id}/video.mp4", pose_video_key=f"{job_id}/pose.mp4", width=64, height=112,
-                       num_frames=4, fps=15, duration_s=4 / 15, size_bytes=11, sha256="0" * 64)
+    video = stored["output.mp4"]
+    output = JobOutput(video_key=video.key, pose_video_key=stored["pose.mp4"].key, width=64, height=112,
+                       num_frames=4, fps=15, duration_s=4 / 15, size_bytes=video.size_bytes, sha256=video.sha256)
     store.transition(job_id, JobStatus.succeeded, worker="w1", output=output, timings={"pose": 0.5})
 
 
@@ -357,17 +360,12 @@ def test_unexpected_exception_is_500_internal_error_without_traceback(
 
 # Results and /files
 def test_succeeded_job_has_fresh_signed_urls_that_download(
-    client: TestClient, store: JobStore, gateway_settings: Settings
+    client: TestClient, store: JobStore, gateway_settings: Settings, tmp_path: Path
 ) -> None:
-    storage = create_storage(gateway_settings)
-
-    def write(key: str, data: bytes) -> None:
-        path = storage.open_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
+    storage = create_storage(gateway_settings)  # as the worker builds it: same directory, same signing key
+    assert isinstance(storage, LocalStorage)
     job = _submit(client)
-    _succeed(store, job["id"], write)
+    _succeed(store, storage, job["id"], tmp_path)
     shown = client.get(f"/jobs/{job['id']}", headers=AUTH_A).json()
     assert shown["status"] == "succeeded" and shown["queue_position"] is None
     output = shown["output"]
@@ -378,9 +376,11 @@ def test_succeeded_job_has_fresh_signed_urls_that_download(
     assert client.get(output["pose_video_url"]).content == b"pose-bytes"
     assert client.get(_with_query(output["video_url"], signature="0" * 64)).status_code == 403
     assert client.get(_with_query(output["video_url"], expires="1000")).status_code == 403
-    forged = output["video_url"].replace(f"{job['id']}/video.mp4", f"{job['id']}/pose.mp4")
+    assert output["video_url"].startswith(f"http://testserver/files/jobs/{job['id']}/output.mp4?")
+    forged = output["video_url"].replace(f"{job['id']}/output.mp4", f"{job['id']}/pose.mp4")
     assert client.get(forged).status_code == 403
-    storage.open_path(f"{job['id']}/video.mp4").unlink()
+    assert client.get(output["video_url"].replace("/output.mp4", "/../output.mp4")).status_code in (403, 404)
+    storage.delete(f"jobs/{job['id']}/output.mp4")
     gone = client.get(output["video_url"])
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
 
