@@ -13,15 +13,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
+from kombu.exceptions import OperationalError
 from pydantic import SecretStr
 
 from core.errors import ConfigurationError
+from core.jobs.queue import ANIMATE_TASK, GPU_QUEUE
 from core.jobs.records import JobError, JobOutput, JobStatus, Progress, Stage
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import LocalStorage, create_storage
 from service.app import create_app
+from service.queue import create_task_sender
 from tests.support.redis_server import free_port
 
 KEY_A, KEY_B = "key-a-0123456789", "key-b-9876543210"
@@ -438,6 +442,16 @@ def test_metrics_export_jobs_queue_workers_stages_and_requests(client: TestClien
     assert 'mimicmotion_stage_seconds_bucket{le="+Inf",stage="pose"} 1.0' in text
     assert 'mimicmotion_stage_seconds_sum{stage="denoising"} 42.0' in text
     assert 'mimicmotion_http_requests_total{method="POST",route="/jobs",status="202"} 2.0' in text
+
+
+def test_celery_sender_puts_the_job_id_on_the_gpu_queue_and_fails_fast_without_broker(redis_url: str) -> None:
+    create_task_sender(Settings(redis_url=redis_url)).send_animate("0123abcd")
+    (raw,) = redis.Redis.from_url(redis_url).lrange(GPU_QUEUE, 0, -1)
+    message = json.loads(raw)
+    assert message["headers"]["task"] == ANIMATE_TASK and message["headers"]["argsrepr"] == "['0123abcd']"
+    dead = create_task_sender(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    with pytest.raises(OperationalError):
+        dead.send_animate("0123abcd")
 
 
 def test_gateway_imports_no_torch_onnxruntime_or_av() -> None:
