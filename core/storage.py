@@ -1,0 +1,296 @@
+"""Result storage behind one small interface: S3 (boto3, presigned GETs) or a local directory served by
+the gateway under signed, expiring /files URLs. Imports no torch, onnxruntime or av (the gateway uses it).
+"""
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import boto3
+from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.errors import ConfigurationError, StorageError
+from core.settings import Settings
+
+MAX_URL_TTL_S = 604_800  # SigV4 presigned URLs live at most 7 days (service-practices §6)
+# Keys are path segments of safe characters; no segment starts with "." (so no "." or "..").
+_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+_HASH_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What a job records about its output; URLs are minted from ``key`` on every read."""
+
+    key: str
+    size_bytes: int
+    sha256: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class PresignedUrl:
+    url: str
+    expires_at: dt.datetime  # UTC
+
+
+class Storage(Protocol):
+    def put_file(self, key: str, path: Path, content_type: str) -> StoredObject: ...
+
+    def url_for(self, key: str, ttl_s: int) -> PresignedUrl: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def check(self) -> None:
+        """Raise StorageError when the store cannot be used (for /readyz)."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+
+def create_storage(settings: Settings) -> Storage:
+    """S3 when ``s3_endpoint_url`` is set, else the local results directory under ``data_dir``."""
+    if settings.s3_endpoint_url:
+        return S3Storage(settings)
+    return LocalStorage(settings)
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a relative path of safe segments ("jobs/abc/output.mp4"), else ValueError."""
+    if len(key) > 512 or not _KEY.fullmatch(key):
+        raise ValueError(
+            f"storage key {key!r} must be relative path segments of [A-Za-z0-9._-], none starting with '.'"
+        )
+    return key
+
+
+def public_base_url(settings: Settings) -> str:
+    """The base URL clients use for the gateway: ``public_url``, or http://HOST:PORT."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    """(size in bytes, sha256 hex) of a file, read in chunks."""
+    sha256 = hashlib.sha256()
+    size_bytes = 0
+    with path.open("rb") as file:
+        while chunk := file.read(_HASH_CHUNK_BYTES):
+            sha256.update(chunk)
+            size_bytes += len(chunk)
+    return size_bytes, sha256.hexdigest()
+
+
+def _check_ttl(ttl_s: int) -> None:
+    if not 1 <= ttl_s <= MAX_URL_TTL_S:
+        raise ValueError(f"ttl_s={ttl_s} must be between 1 and {MAX_URL_TTL_S} seconds")
+
+
+class S3Storage:
+    """Results in an S3-compatible bucket; presigned GET URLs signed for the public endpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transfer_config: TransferConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not settings.s3_endpoint_url:
+            raise ConfigurationError("S3Storage needs s3_endpoint_url")
+        self._bucket = settings.s3_bucket
+        self._endpoint_url = settings.s3_endpoint_url
+        self._clock = clock
+        # Multipart from 64 MiB, in 16 MiB parts (S3 wants parts of 5 MiB or more).
+        self._transfer_config = transfer_config or TransferConfig(
+            multipart_threshold=64 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024
+        )
+        session = boto3.session.Session()  # credentials: the standard AWS chain (env vars, profile, role)
+
+        def client(endpoint_url: str, max_attempts: int) -> Any:  # botocore builds the class at runtime
+            config = Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+            )
+            return session.client("s3", endpoint_url=endpoint_url, region_name=settings.s3_region, config=config)
+
+        self._client = client(settings.s3_endpoint_url, max_attempts=3)
+        # /readyz wants a quick answer, not three retries with backoff.
+        self._probe = client(settings.s3_endpoint_url, max_attempts=1)
+        # The host is part of a SigV4 signature: URLs for clients must be signed for the host they use.
+        self._presigner = client(settings.s3_public_endpoint_url or settings.s3_endpoint_url, max_attempts=1)
+
+    def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
+        validate_key(key)
+        size_bytes, sha256 = _digest(path)
+        extra_args = {"ContentType": content_type, "Metadata": {"sha256": sha256}}
+        try:
+            self._client.upload_file(str(path), self._bucket, key, ExtraArgs=extra_args, Config=self._transfer_config)
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
+            raise StorageError(f"uploading {key} to s3://{self._bucket} at {self._endpoint_url} failed: {exc}") from exc
+        return StoredObject(key=key, size_bytes=size_bytes, sha256=sha256, content_type=content_type)
+
+    def url_for(self, key: str, ttl_s: int) -> PresignedUrl:
+        validate_key(key)
+        _check_ttl(ttl_s)
+        expires_at = dt.datetime.fromtimestamp(int(self._clock()) + ttl_s, tz=dt.UTC)
+        try:
+            url = self._presigner.generate_presigned_url(
+                "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=ttl_s
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"signing a URL for {key} failed: {exc}") from exc
+        return PresignedUrl(url=str(url), expires_at=expires_at)
+
+    def exists(self, key: str) -> bool:
+        validate_key(key)
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise StorageError(f"looking up {key} in s3://{self._bucket} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot reach S3 at {self._endpoint_url}: {exc}") from exc
+        return True
+
+    def check(self) -> None:
+        try:
+            self._probe.head_bucket(Bucket=self._bucket)
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in {"404", "NoSuchBucket", "NotFound"}:
+                raise StorageError(f"bucket {self._bucket!r} does not exist at {self._endpoint_url}") from exc
+            if code in {"403", "AccessDenied"}:
+                raise StorageError(f"access to bucket {self._bucket!r} at {self._endpoint_url} is denied") from exc
+            raise StorageError(f"bucket {self._bucket!r} at {self._endpoint_url} is not usable: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot reach S3 at {self._endpoint_url}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        validate_key(key)
+        try:
+            self._client.delete_object(Bucket=self._bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"deleting {key} from s3://{self._bucket} failed: {exc}") from exc
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class LocalStorage:
+    """Results under ``data_dir/results``; the gateway serves them at signed, expiring /files URLs."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.root = settings.data_dir / "results"
+        self._base_url = public_base_url(settings)
+        self._clock = clock
+        secret = settings.url_signing_key.get_secret_value()
+        self._signing_key = secret.encode() if secret else _load_or_create_key(settings.data_dir / "url_signing.key")
+
+    def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
+        dest = self.root / validate_key(key)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            # Write beside the destination and rename: readers see the old file or the whole new one.
+            fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as tmp, path.open("rb") as source:
+                    shutil.copyfileobj(source, tmp, _HASH_CHUNK_BYTES)
+                    tmp.flush()
+                    os.fsync(tmp.fileno())
+                os.chmod(tmp_name, 0o644)  # the gateway may run as another user than the worker
+                size_bytes, sha256 = _digest(Path(tmp_name))
+                os.replace(tmp_name, dest)
+            except BaseException:
+                Path(tmp_name).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageError(f"storing {key} under {self.root} failed: {exc}") from exc
+        return StoredObject(key=key, size_bytes=size_bytes, sha256=sha256, content_type=content_type)
+
+    def url_for(self, key: str, ttl_s: int) -> PresignedUrl:
+        validate_key(key)
+        _check_ttl(ttl_s)
+        expires = int(self._clock()) + ttl_s
+        signature = self._sign(key, expires)
+        url = f"{self._base_url}/files/{quote(key, safe='/')}?expires={expires}&signature={signature}"
+        return PresignedUrl(url=url, expires_at=dt.datetime.fromtimestamp(expires, tz=dt.UTC))
+
+    def verify_signed_path(self, key: str, expires: int, signature: str, now: float | None = None) -> bool:
+        """True when ``signature`` was made by ``url_for`` for this key and ``expires`` is still ahead."""
+        if not _KEY.fullmatch(key) or not _SIGNATURE.fullmatch(signature):
+            return False
+        if (self._clock() if now is None else now) >= expires:
+            return False
+        return hmac.compare_digest(self._sign(key, expires), signature)
+
+    def open_path(self, key: str) -> Path:
+        """The file for ``key``; FileNotFoundError when there is none (the /files route answers 404)."""
+        path = self.root / validate_key(key)
+        # validate_key already rules out "..": this also refuses a symlink that leads out of the root.
+        if not path.is_file() or not path.resolve().is_relative_to(self.root.resolve()):
+            raise FileNotFoundError(f"no stored object {key!r}")
+        return path
+
+    def exists(self, key: str) -> bool:
+        return (self.root / validate_key(key)).is_file()
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the results directory {self.root}: {exc}") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"the results directory {self.root} is not writable")
+
+    def delete(self, key: str) -> None:
+        try:
+            (self.root / validate_key(key)).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"deleting {key} under {self.root} failed: {exc}") from exc
+
+    def _sign(self, key: str, expires: int) -> str:
+        # The newline keeps (key, expires) pairs apart: "a1" + "23" and "a" + "123" sign differently.
+        return hmac.new(self._signing_key, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def _load_or_create_key(path: Path) -> bytes:
+    """The random signing key kept under data_dir, created once (mode 0600) so gateway and worker agree."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as tmp:
+                tmp.write(secrets.token_hex(32))
+            # link() does not overwrite: when two processes race, both end up reading the first key.
+            os.link(tmp_name, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp_name)
+    text = path.read_text().strip()
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise ConfigurationError(f"{path} does not hold a 64-hex-digit URL signing key; delete it to make a new one")
+    return bytes.fromhex(text)
