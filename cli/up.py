@@ -181,6 +181,7 @@ def _child_process(
 
 def _wait_ready(base_url: str, children: list[subprocess.Popen[bytes]], stop: threading.Event) -> bool:
     deadline = time.monotonic() + READY_TIMEOUT_S
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one INFO line per readiness poll
     with httpx.Client(timeout=2.0, trust_env=False) as client:
         while not stop.is_set():
             if any(child.poll() is not None for child in children):
@@ -194,5 +195,5 @@ def _wait_ready(base_url: str, children: list[subprocess.Popen[bytes]], stop: th
             if time.monotonic() > deadline:
                 logger.error("the stack was not ready after %.0f s (%s/readyz)", READY_TIMEOUT_S, base_url)
                 return False
-            time.sleep(0.2)
+            time.sleep(0.5)
     return False
