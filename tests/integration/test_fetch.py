@@ -18,6 +18,7 @@ import pytest
 from core.errors import ForbiddenAddressError, InputTooLargeError, InputUnreachableError
 from core.fetch import fetch_to_file, parse_allowed_networks
 from tests.support.network import forbid_non_loopback_traffic
+from tests.support.tls import Certificates, make_certificates
 
 BODY = bytes(range(256)) * 8  # 2048 bytes
 LOOPBACK = parse_allowed_networks("127.0.0.0/8")
@@ -132,6 +133,29 @@ def server() -> Iterator[Server]:
     state = Server(port=0, stop=threading.Event())
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield state
+    state.stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> Certificates:
+    return make_certificates(tmp_path, "media.test")
+
+
+@pytest.fixture
+def tls_server(certificates: Certificates) -> Iterator[Server]:
+    """The same routes over https, with a certificate for media.test only (no IP address in it)."""
+    state = Server(port=0, stop=threading.Event())
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    httpd.socket = certificates.server_context().wrap_socket(httpd.socket, server_side=True)
+    httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
     state.port = httpd.server_address[1]
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -270,3 +294,23 @@ def test_fetch_without_allow_list_refuses_the_loopback_server(server: Server, tm
     with pytest.raises(ForbiddenAddressError, match="a loopback address"):
         fetch(server.url("/ok.png"), tmp_path / "x.png", allowed_networks=[])
     assert server.requests == []
+
+
+def test_https_fetch_verifies_the_certificate_for_the_name_while_connecting_to_the_pinned_address(
+    tls_server: Server, certificates: Certificates, tmp_path: Path
+) -> None:
+    # The certificate names media.test and no IP: this succeeds only if SNI and verification use the name.
+    url = f"https://media.test:{tls_server.port}/host"
+    result = fetch(url, tmp_path / "host.txt", ssl_context=certificates.client_context())
+    assert result.resolved_ip == "127.0.0.1"
+    assert (tmp_path / "host.txt").read_text() == f"media.test:{tls_server.port}"
+
+
+def test_https_fetch_refuses_a_certificate_for_another_name(
+    tls_server: Server, certificates: Certificates, tmp_path: Path
+) -> None:
+    url = f"https://other.test:{tls_server.port}/host"
+    with pytest.raises(InputUnreachableError, match="CERTIFICATE_VERIFY_FAILED"):
+        fetch(url, tmp_path / "host.txt", ssl_context=certificates.client_context())
+    assert tls_server.requests == []
+    assert not (tmp_path / "host.txt").exists()

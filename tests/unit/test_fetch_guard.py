@@ -261,3 +261,13 @@ def test_fetch_to_file_refuses_before_connecting(tmp_path: Path) -> None:
             resolver=fake_resolver,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_network_guard_itself_stops_traffic_off_loopback() -> None:
+    # The safety net for every test here: it raises before any packet leaves.
+    with socket.socket() as sock, pytest.raises(AssertionError, match=re.escape("10.0.0.5, which is not loopback")):
+        sock.connect(("10.0.0.5", 80))
+    with pytest.raises(AssertionError, match=re.escape("connect to 127.0.0.1")):
+        socket.getaddrinfo("media.example", 80)
+    with pytest.raises(AssertionError):
+        socket.create_connection(("8.8.8.8", 53), timeout=1)
