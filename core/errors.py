@@ -92,3 +92,16 @@ class InputUnreachableError(InputFetchError):
     """DNS failure, refused connection, timeout, non-2xx answer or too many redirects."""
 
     code = "input_unreachable"
+
+
+class IdempotencyConflictError(MimicMotionError):
+    """The Idempotency-Key was used with another body, or its first request is still being handled."""
+
+    code = "idempotency_conflict"
+
+
+class QueueLimitError(MimicMotionError):
+    """The caller already has as many queued jobs as one API key may have."""
+
+    code = "too_many_queued_jobs"
+    retry_after_s = 30  # a job takes minutes; asking again sooner only adds load

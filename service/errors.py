@@ -15,15 +15,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
     ConfigurationError,
+    IdempotencyConflictError,
     InputFetchError,
     JobNotFoundError,
     MimicMotionError,
+    QueueLimitError,
     StorageError,
 )
 from core.jobs.params import JobParams
 from core.jobs.store import InvalidCursorError
 from core.jobs.transitions import InvalidTransitionError
-from service.idempotency import IdempotencyConflictError
 from service.schemas import ErrorBody
 
 logger = logging.getLogger(__name__)
@@ -33,13 +34,6 @@ class UnauthorizedError(MimicMotionError):
     """No API key, or one the gateway does not know."""
 
     code = "unauthorized"
-
-
-class QueueLimitError(MimicMotionError):
-    """The caller already has as many queued jobs as one key may have."""
-
-    code = "too_many_queued_jobs"
-    retry_after_s = 30  # a job takes minutes; asking again sooner only adds load
 
 
 class QueueUnavailableError(MimicMotionError):

@@ -4,16 +4,16 @@ A job whose message never reached the broker is marked failed at once, never lef
 """
 
 import logging
-from typing import cast
 from uuid import uuid4
 
-from core.errors import JobNotFoundError
+from core.errors import IdempotencyConflictError, JobNotFoundError, QueueLimitError
+from core.jobs.idempotency import IdempotencyRecords
 from core.jobs.params import JobParams, with_seed
 from core.jobs.records import Job, JobError, JobStatus
 from core.jobs.store import JobStore
 from core.jobs.transitions import InvalidTransitionError
-from service.errors import QueueLimitError, QueueUnavailableError
-from service.idempotency import IdempotencyConflictError, IdempotencyRecords, fingerprint
+from service.errors import QueueUnavailableError
+from service.idempotency import fingerprint
 from service.queue import TaskSender
 from service.schemas import JobCreate
 
@@ -34,21 +34,9 @@ def new_job(body: JobCreate, owner: str) -> Job:
     )
 
 
-def count_queued(store: JobStore, owner: str) -> int:
-    """The owner's queued jobs: the intersection of its job index with the queue (Redis >= 7)."""
-    # Uses the store's own key builders, so key formats stay defined once in core (a
-    # JobStore.count_queued(owner) method would be the proper home).
-    return cast(int, store.redis.zintercard(2, [store._owner_key(owner), store._queued_key]))
-
-
-def check_queue_limit(store: JobStore, owner: str, limit: int) -> None:
-    if (queued := count_queued(store, owner)) >= limit:
-        raise QueueLimitError(f"you have {queued} queued jobs; the limit per API key is {limit}")
-
-
-def submit_job(store: JobStore, sender: TaskSender, job: Job) -> Job:
+def submit_job(store: JobStore, sender: TaskSender, job: Job, *, max_queued: int) -> Job:
     """Store ``job`` and enqueue it; on a broker failure, fail the job and raise QueueUnavailableError."""
-    store.create(job)
+    store.create(job, max_queued_per_owner=max_queued)
     try:
         sender.send_animate(job.id)
     except Exception as exc:  # any broker failure: the job must not wait for a message that never left
@@ -78,8 +66,7 @@ def create_job(
     """Create and enqueue a job for ``owner``; with ``idempotency_key``, a repeat returns the first job."""
     job = new_job(body, owner)
     if idempotency_key is None:
-        check_queue_limit(store, owner, max_queued)
-        return submit_job(store, sender, job)
+        return submit_job(store, sender, job, max_queued=max_queued)
     records = IdempotencyRecords(store)
     bound_id = records.claim(owner, idempotency_key, fingerprint(body), job.id)
     if bound_id != job.id:
@@ -88,8 +75,7 @@ def create_job(
         except JobNotFoundError:
             raise IdempotencyConflictError("the first request with this key is still being handled") from None
     try:
-        check_queue_limit(store, owner, max_queued)
-        return submit_job(store, sender, job)
+        return submit_job(store, sender, job, max_queued=max_queued)
     except (QueueLimitError, QueueUnavailableError):
         records.release(owner, idempotency_key)  # nothing usable was created: let a retry try again
         raise

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import redis
 
-from core.errors import JobNotFoundError, MimicMotionError
+from core.errors import JobNotFoundError, MimicMotionError, QueueLimitError
 from core.jobs.records import Job, JobStatus, utc_now
 from core.jobs.transitions import InvalidTransitionError, check_transition
 
@@ -130,20 +130,43 @@ class JobStore:
         return bool(self.redis.exists(self._lease_key(job_id)))
 
     # Writes
-    def create(self, job: Job) -> Job:
-        """Store a new queued job."""
+    def create(self, job: Job, *, max_queued_per_owner: int | None = None) -> Job:
+        """Store a new queued job.
+
+        Raises:
+            QueueLimitError: the owner already has ``max_queued_per_owner`` queued jobs (checked and
+                created in one transaction, so concurrent requests cannot overshoot the limit).
+        """
         if job.status is not JobStatus.queued:
             raise InvalidTransitionError(f"a new job must be queued, not {job.status.value}")
         seq = int(self.redis.incr(f"{self.prefix}:seq"))
-        with self.redis.pipeline() as pipe:
-            pipe.set(self._job_key(job.id), job.model_dump_json(), nx=True)
-            pipe.zadd(self._queued_key, {job.id: seq})
-            pipe.zadd(self._owner_key(job.owner), {job.id: seq})
-            pipe.hincrby(self._status_counts_key, JobStatus.queued.value, 1)
-            created, *_ = pipe.execute()
-        if not created:
-            raise InvalidTransitionError(f"job {job.id} exists already")
-        return job
+        owner_key = self._owner_key(job.owner)
+        for _ in range(_MAX_TXN_RETRIES):
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(owner_key, self._queued_key)
+                    if max_queued_per_owner is not None:
+                        queued = cast(int, pipe.zintercard(2, [owner_key, self._queued_key]))
+                        if queued >= max_queued_per_owner:
+                            raise QueueLimitError(
+                                f"you have {queued} queued jobs; the limit per API key is {max_queued_per_owner}"
+                            )
+                    pipe.multi()
+                    pipe.set(self._job_key(job.id), job.model_dump_json(), nx=True)
+                    pipe.zadd(self._queued_key, {job.id: seq})
+                    pipe.zadd(owner_key, {job.id: seq})
+                    pipe.hincrby(self._status_counts_key, JobStatus.queued.value, 1)
+                    created, *_ = pipe.execute()
+                except redis.WatchError:
+                    continue
+            if not created:
+                raise InvalidTransitionError(f"job {job.id} exists already")
+            return job
+        raise RuntimeError(f"job {job.id}: too much contention, gave up after {_MAX_TXN_RETRIES} tries")
+
+    def count_queued(self, owner: str) -> int:
+        """The owner's queued jobs (Redis >= 7: ZINTERCARD)."""
+        return cast(int, self.redis.zintercard(2, [self._owner_key(owner), self._queued_key]))
 
     def claim(self, job_id: str, worker: str, *, lease_s: int) -> Job | None:
         """Take a job for ``worker``: queued -> running, or take over a running job whose lease lapsed.

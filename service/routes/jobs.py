@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from core.jobs.idempotency import MAX_IDEMPOTENCY_KEY_LENGTH
 from service import cancellation, submission
 from service.deps import JobViewerDep, OwnerDep, SettingsDep, StoreDep, TaskSenderDep
 from service.errors import error_responses
-from service.idempotency import MAX_IDEMPOTENCY_KEY_LENGTH
 from service.schemas import JobCreate, JobList, JobPublic
 from service.sse import job_events
 

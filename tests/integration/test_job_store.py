@@ -180,3 +180,41 @@ def test_stage_histograms_count_each_bucket(store: JobStore) -> None:
     assert denoising.bucket_counts[7] == 1  # 42 s falls in the <= 60 s bucket
     assert denoising.bucket_counts[-1] == 1  # +Inf
     assert histograms["pose"].bucket_counts[0] == 1
+
+
+def test_create_enforces_the_owner_queue_limit_under_concurrency(store: JobStore) -> None:
+    from core.errors import QueueLimitError
+
+    outcomes: list[str] = []
+    barrier = threading.Barrier(10)
+
+    def create() -> None:
+        other = JobStore.from_url(_url(store))
+        barrier.wait()
+        try:
+            other.create(new_job(owner="limited"), max_queued_per_owner=3)
+            outcomes.append("created")
+        except QueueLimitError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=create) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["created"] * 3 + ["refused"] * 7
+    assert store.count_queued("limited") == 3
+
+
+def test_idempotency_records_bind_a_key_once(store: JobStore) -> None:
+    from core.errors import IdempotencyConflictError
+    from core.jobs.idempotency import IdempotencyRecords
+
+    records = IdempotencyRecords(store)
+    assert records.claim("me", "key-1", "print-a", "job-1") == "job-1"
+    assert records.claim("me", "key-1", "print-a", "job-2") == "job-1"
+    assert records.claim("you", "key-1", "print-a", "job-3") == "job-3"  # keys are per caller
+    with pytest.raises(IdempotencyConflictError):
+        records.claim("me", "key-1", "print-b", "job-4")
+    records.release("me", "key-1")
+    assert records.claim("me", "key-1", "print-b", "job-5") == "job-5"
