@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 
@@ -49,7 +50,7 @@ def measure_queue_latency(client: httpx.Client, inputs_url: str, num_jobs: int) 
             job = client.get(f"/jobs/{job_id}").json()
             return job if job["status"] in ("succeeded", "failed", "canceled") else None
 
-        job = wait_for(finished, timeout_s=300, message=f"job {job_id}", interval_s=0.02)
+        job = cast(dict[str, Any], wait_for(finished, timeout_s=300, message=f"job {job_id}", interval_s=0.02))
         if job["status"] != "succeeded":
             raise SystemExit(f"job {job_id} {job['status']}: {job.get('error')}")
         started, created = (datetime.fromisoformat(job[name]) for name in ("started_at", "created_at"))
