@@ -5,8 +5,8 @@ the tiny model, local storage, a free port, everything on 127.0.0.1) and stops i
 inputs are tiny synthetic files served from a loopback HTTP server. The GET load comes from a
 second process, so the client's own work does not share the gateway's interpreter.
 
-    .venv/bin/python bench/service.py                       # starts its own local stack
-    .venv/bin/python bench/service.py --url http://127.0.0.1:8000 --jobs 50
+    .venv/bin/python -m bench.service                       # from the repo root; starts its own stack
+    .venv/bin/python -m bench.service --url http://127.0.0.1:8000 --jobs 50
 """
 
 import argparse
