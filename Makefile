@@ -1,4 +1,4 @@
-# The two entry points of the README: `make demo` (runs the main job) and `make test`.
+# The README's entry points: `make up` (the whole stack on this machine) and `make test` (what CI runs).
 # Both build the virtual environment themselves on a machine with only Python 3.11.
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .mimicmotion/demo
 
-.PHONY: install test lint demo clean
+.PHONY: install test lint up try demo clean
 
 install: $(STAMP)
 
@@ -24,7 +24,19 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
-# The tiny model at a small size keeps the CPU run short; real weights take the defaults.
+# Redis (started if none answers), the gateway on :8000 and one worker; a tiny random model
+# unless MIMICMOTION_MODEL_DIR points at real weights.
+up: install
+	$(BIN)/mimicmotion up
+
+# With `make up` running: send the bundled sample clip through the HTTP API and download the result.
+# Small parameters keep a CPU run with the tiny model to seconds; real weights take the defaults.
+try: install
+	$(BIN)/mimicmotion submit --image assets/sample/person.png --video assets/sample/drive.mp4 \
+		--wait --out $(DEMO_DIR)/submitted.mp4 \
+		--resolution 128 --num-inference-steps 8 --tile-size 16 --tile-overlap 4 --seed 42
+
+# The same job without any server: `mimicmotion animate` in this process.
 demo: install
 	$(BIN)/mimicmotion make-tiny-model $(DEMO_DIR)/model
 	$(BIN)/mimicmotion animate --model-dir $(DEMO_DIR)/model --image assets/sample/person.png \

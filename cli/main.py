@@ -68,8 +68,12 @@ def _add_service_commands(commands: "argparse._SubParsersAction[argparse.Argumen
     up.add_argument("--port", type=int, default=None, help="Gateway port (default: MIMICMOTION_PORT).")
 
     submit = commands.add_parser("submit", help="Submit a job to a gateway; --wait shows progress.")
-    submit.add_argument("--image", required=True, help="http(s) URL of the reference image.")
-    submit.add_argument("--video", required=True, help="http(s) URL of the driving video.")
+    submit.add_argument(
+        "--image", required=True, help="http(s) URL of the reference image, or a local file (local gateway, --wait)."
+    )
+    submit.add_argument(
+        "--video", required=True, help="http(s) URL of the driving video, or a local file (local gateway, --wait)."
+    )
     submit.add_argument("--url", default="http://127.0.0.1:8000", help="Gateway base URL (default: %(default)s).")
     submit.add_argument("--api-key", default=None, help="API key (sent as Authorization: Bearer).")
     submit.add_argument("--wait", action="store_true", help="Wait for the job, with a progress bar.")

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
+from cli.local_inputs import is_local_file, is_loopback_url, serve_files
 from cli.params import job_params_from_args
 
 TERMINAL = {"succeeded", "failed", "canceled"}
@@ -24,6 +25,27 @@ class SubmitError(Exception):
 
 
 def submit_command(args: argparse.Namespace) -> int:
+    local = [value for value in (args.image, args.video) if is_local_file(value)]
+    if not local:
+        return _submit(args)
+    if not args.wait or not is_loopback_url(args.url):
+        print(
+            "mimicmotion: error: local files can only be sent to a gateway on this machine, with --wait "
+            "(they are served from 127.0.0.1 while the job runs); otherwise pass http(s) URLs",
+            file=sys.stderr,
+        )
+        return 2
+    paths = [Path(value) for value in (args.image, args.video)]
+    with serve_files([path for path in paths if path.is_file()]) as urls:
+        served = iter(urls)
+        if is_local_file(args.image):
+            args.image = next(served)
+        if is_local_file(args.video):
+            args.video = next(served)
+        return _submit(args)
+
+
+def _submit(args: argparse.Namespace) -> int:
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     try:
         with httpx.Client(base_url=args.url, headers=headers, timeout=30.0, trust_env=False) as client:

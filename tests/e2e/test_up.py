@@ -80,6 +80,22 @@ def test_up_serves_a_submitted_job_and_stops_everything_on_ctrl_c(tmp_path: Path
         video = read_video_frames(out, sample_stride=1)
         assert video.frames.shape == (5, 192, 128, 3)  # 9 frames at stride 2
 
+        # Local paths instead of URLs: submit serves them from 127.0.0.1 while it waits.
+        local_out = tmp_path / "local.mp4"
+        image_path, video_path = tmp_path / "local-person.png", tmp_path / "local-drive.mp4"
+        write_image(image_path, person_image(200, 150, seed=4))
+        write_video(video_path, moving_person_frames(5, 96, 128, seed=5), fps=24)
+        local = subprocess.run(
+            [
+                sys.executable, "-m", "cli.main", "submit", "--url", base_url, "--image", str(image_path),
+                "--video", str(video_path), "--wait", "--out", str(local_out), "--resolution", "128",
+                "--num-inference-steps", "2", "--tile-size", "4", "--tile-overlap", "1", "--poll-s", "0.2",
+            ],
+            env=env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert local.returncode == 0, f"{local.stdout}\n{local.stderr}\n{up.logs()}"
+        assert read_video_frames(local_out, sample_stride=1).frames.shape == (3, 192, 128, 3)
+
         assert up.stop(signal.SIGINT, timeout_s=60) == 0, up.logs()
     for pid in (gateway_pid, worker_pid, int(redis_match.group(1))):
         assert is_gone(pid), f"pid {pid} outlived `up`\n{up.logs()}"

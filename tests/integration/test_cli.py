@@ -124,3 +124,16 @@ def test_console_script_makes_a_tiny_model(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     resolve_model_files(tmp_path / "m")
+
+
+def test_submit_refuses_local_files_without_wait(inputs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    image, video = inputs
+    assert main(["submit", "--image", str(image), "--video", str(video)]) == 2
+    assert "local files can only be sent" in capsys.readouterr().err
+
+
+def test_submit_refuses_local_files_for_a_remote_gateway(inputs: tuple[Path, Path], capsys) -> None:
+    image, video = inputs
+    args = ["submit", "--url", "http://gpu.example:8000", "--image", str(image), "--video", str(video), "--wait"]
+    assert main(args) == 2
+    assert "local files can only be sent" in capsys.readouterr().err
