@@ -22,6 +22,7 @@ from core.jobs.queue import LEASE_S
 from core.jobs.records import Job, JobError, JobOutput, JobStatus, Progress, Stage
 from core.jobs.store import JobStore
 from core.jobs.transitions import InvalidTransitionError
+from core.log_format import bind_log_context, job_log_context
 from core.settings import Settings
 from core.storage import Storage
 from core.video.decode import DecodedVideo, read_image, read_video_frames
@@ -50,6 +51,7 @@ class RunDeps:
     min_progress_interval_s: float = 0.25  # at most 4 progress writes a second
 
 
+@job_log_context  # every log line of this job carries its id
 def run_job(job_id: str, deps: RunDeps) -> None:
     """Run job ``job_id`` if this worker can claim it; record success, or failure with its code."""
     try:
@@ -140,6 +142,7 @@ class _Run:
             self.report(Stage.denoising, step, total_steps, force=step == 1)
 
     def report(self, stage: Stage, step: int, total_steps: int, *, force: bool = False) -> None:
+        bind_log_context(stage=stage.value)
         now = self.deps.clock()
         if not force and now - self._last_write < self.deps.min_progress_interval_s:
             return
