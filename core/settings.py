@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     max_video_frames: int = Field(
         default=2000, ge=1, description="Most driving frames a job may use after sample_stride."
     )
+    max_job_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Times a job is started before a lost worker fails it (a job that kills workers must not loop).",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
 

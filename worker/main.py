@@ -14,12 +14,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
-from core.jobs.queue import GPU_QUEUE
+from core.jobs.queue import ANIMATE_TASK, GPU_QUEUE, LEASE_S
 from core.jobs.records import utc_now
 from core.settings import Settings
 from worker import models_cache
 from worker.app import create_celery
 from worker.heartbeat import Heartbeat
+from worker.reaper import Reaper
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +48,19 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
         hostname=name, pool_cls="solo", concurrency=1, queues=[GPU_QUEUE],
         without_gossip=True, without_mingle=True, loglevel=settings.log_level.upper(),
     )  # fmt: skip
+    reaper = Reaper(
+        loaded.store,
+        lambda job_id: app.send_task(ANIMATE_TASK, args=[job_id], queue=GPU_QUEUE),
+        max_attempts=settings.max_job_attempts,
+        interval_s=LEASE_S / 2,
+    )
     heartbeat.start()
+    reaper.start()
     logger.info("worker %s: ready on %s (queue %s)", name, info["device"], GPU_QUEUE)
     try:
         celery_worker.start()  # returns after a warm shutdown (SIGTERM, SIGINT): the running job finishes first
     finally:
+        reaper.stop()
         heartbeat.stop()
     return int(celery_worker.exitcode or 0)
 

@@ -22,7 +22,7 @@ from typing import Any, cast
 import redis
 
 from core.errors import JobNotFoundError, MimicMotionError, QueueLimitError
-from core.jobs.records import Job, JobStatus, utc_now
+from core.jobs.records import Job, JobError, JobStatus, utc_now
 from core.jobs.transitions import InvalidTransitionError, check_transition
 
 _MAX_TXN_RETRIES = 50
@@ -191,6 +191,30 @@ class JobStore:
             )
 
         return self._update(job_id, claim_job, lease=(worker, lease_s))
+
+    def reap_lapsed(self, job_id: str, *, max_attempts: int) -> Job | None:
+        """Hand back a running job whose worker stopped renewing its lease.
+
+        The job goes back to the queue (front) while it has attempts left, else it fails with
+        ``worker_lost``. Returns the changed job, or None when the job is not running or its lease
+        is live (a concurrent reaper, or the worker came back, got there first).
+        """
+
+        def reap(job: Job, pipe: Any) -> Job | None:
+            if job.status is not JobStatus.running or pipe.exists(self._lease_key(job_id)):
+                return None
+            if job.attempts < max_attempts:
+                return job.model_copy(
+                    update={"status": JobStatus.queued, "worker": None, "progress": None, "started_at": None}
+                )
+            error = JobError(
+                code="worker_lost",
+                message=f"the worker running this job stopped responding {job.attempts} times; "
+                "it was not retried again (a job that crashes workers, e.g. out of GPU memory, would loop)",
+            )
+            return job.model_copy(update={"status": JobStatus.failed, "error": error, "finished_at": utc_now()})
+
+        return self._update(job_id, reap)
 
     def renew_lease(self, job_id: str, worker: str, *, lease_s: int) -> bool:
         """Extend the lease if ``worker`` still holds it; False means the job was taken or finished."""

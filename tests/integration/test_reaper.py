@@ -1,0 +1,75 @@
+"""The reaper on a real Redis: lapsed leases are handed back once, live ones are left alone."""
+
+import uuid
+
+import pytest
+
+from core.jobs.params import JobParams
+from core.jobs.records import Job, JobStatus
+from core.jobs.store import JobStore
+from worker.reaper import reap_once
+
+
+@pytest.fixture
+def store(redis_url: str) -> JobStore:
+    return JobStore.from_url(redis_url)
+
+
+def running_job(store: JobStore, worker: str = "w1") -> Job:
+    job = store.create(
+        Job(id=uuid.uuid4().hex, owner="o", image_url="http://x/i", video_url="http://x/v", params=JobParams(seed=1))
+    )
+    claimed = store.claim(job.id, worker, lease_s=30)
+    assert claimed is not None
+    return claimed
+
+
+def lose_worker(store: JobStore, job_id: str) -> None:
+    store.redis.delete(f"mm:lease:{job_id}")  # what an expired lease looks like
+
+
+def test_reap_requeues_a_job_whose_lease_lapsed_and_sends_it_again(store: JobStore) -> None:
+    waiting = store.create(
+        Job(id="waiting", owner="o", image_url="http://x/i", video_url="http://x/v", params=JobParams(seed=1))
+    )
+    job = running_job(store)
+    lose_worker(store, job.id)
+    sent: list[str] = []
+    assert reap_once(store, sent.append, max_attempts=3) == [job.id]
+    assert sent == [job.id]
+    requeued = store.get(job.id)
+    assert (requeued.status, requeued.worker, requeued.attempts) == (JobStatus.queued, None, 1)
+    assert store.queue_position(job.id) == 0 and store.queue_position(waiting.id) == 1
+    again = store.claim(job.id, "w2", lease_s=30)
+    assert again is not None and again.attempts == 2
+
+
+def test_reap_leaves_jobs_with_a_live_lease(store: JobStore) -> None:
+    job = running_job(store)
+    sent: list[str] = []
+    assert reap_once(store, sent.append, max_attempts=3) == []
+    assert sent == [] and store.get(job.id).status is JobStatus.running
+
+
+def test_reap_fails_a_job_that_lost_its_worker_too_often(store: JobStore) -> None:
+    job = running_job(store)
+    for worker in ("w2", "w3"):
+        lose_worker(store, job.id)
+        reap_once(store, lambda _: None, max_attempts=3)
+        assert store.claim(job.id, worker, lease_s=30) is not None
+    lose_worker(store, job.id)
+    sent: list[str] = []
+    assert reap_once(store, sent.append, max_attempts=3) == []
+    failed = store.get(job.id)
+    assert failed.status is JobStatus.failed and failed.error is not None
+    assert failed.error.code == "worker_lost" and failed.attempts == 3
+    assert sent == [] and store.running_ids() == []
+
+
+def test_two_reapers_hand_a_job_back_once(store: JobStore) -> None:
+    job = running_job(store)
+    lose_worker(store, job.id)
+    sent: list[str] = []
+    first = reap_once(store, sent.append, max_attempts=3)
+    second = reap_once(JobStore(store.redis), sent.append, max_attempts=3)
+    assert first + second == [job.id] and sent == [job.id]
