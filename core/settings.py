@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -80,6 +81,22 @@ class Settings(BaseSettings):
         description="Times a job is started before a lost worker fails it (a job that kills workers must not loop).",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: LogFormat = Field(
+        default="text",
+        description="Log lines: text, or json (one object a line with ts, level, logger, message, job_id, stage, "
+        "worker).",
+    )
+    worker_queues: str = Field(
+        default="gpu",
+        description="Comma-separated queues a worker consumes (one per GPU class, e.g. gpu,gpu-80g).",
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of a worker's Prometheus /metrics server; 0 turns it off. With --gpus N, the worker for "
+        "GPU k listens on this port + k.",
+    )
 
 
 @lru_cache
