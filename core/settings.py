@@ -11,9 +11,10 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.log_format import LogFormat
+
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
-LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
