@@ -11,15 +11,19 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
+from core.errors import ConfigurationError
 from core.jobs.queue import ANIMATE_TASK, GPU_QUEUE, LEASE_S
 from core.jobs.records import utc_now
+from core.log_format import bind_log_context
 from core.settings import Settings
 from worker import models_cache
 from worker.app import create_celery
 from worker.heartbeat import Heartbeat
+from worker.metrics import start_worker_metrics
 from worker.reaper import Reaper
 
 logger = logging.getLogger(__name__)
@@ -33,19 +37,24 @@ def default_name(gpu: int | None = None) -> str:
 
 def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
     """Load the models, announce the worker with a heartbeat, consume the GPU queue until shut down."""
+    bind_log_context(worker=name)  # on every log line of this process
+    load_started = time.monotonic()
     loaded = models_cache.load(settings, name)
+    model_load_s = time.monotonic() - load_started
+    queues = parse_queues(settings.worker_queues)
     info = {
         "device": str(loaded.animator.pipeline.models.device),
         "gpu": gpu,
         "tiny_model": loaded.files.is_tiny,
         "model_dir": str(loaded.files.root),
         "pid": os.getpid(),
+        "queues": queues,
         "started_at": utc_now().isoformat(),
     }
     heartbeat = Heartbeat(loaded.store, name, info)
     app = create_celery(settings)
     celery_worker = app.Worker(
-        hostname=name, pool_cls="solo", concurrency=1, queues=[GPU_QUEUE],
+        hostname=name, pool_cls="solo", concurrency=1, queues=queues,
         without_gossip=True, without_mingle=True, loglevel=settings.log_level.upper(),
     )  # fmt: skip
     reaper = Reaper(
@@ -54,15 +63,25 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
         max_attempts=settings.max_job_attempts,
         interval_s=LEASE_S / 2,
     )
+    metrics_port = settings.worker_metrics_port + (gpu or 0) if settings.worker_metrics_port else 0
+    start_worker_metrics(metrics_port, name, info, loaded.store, model_load_s=model_load_s)
     heartbeat.start()
     reaper.start()
-    logger.info("worker %s: ready on %s (queue %s)", name, info["device"], GPU_QUEUE)
+    logger.info("worker %s: ready on %s (queues %s)", name, info["device"], ",".join(queues))
     try:
         celery_worker.start()  # returns after a warm shutdown (SIGTERM, SIGINT): the running job finishes first
     finally:
         reaper.stop()
         heartbeat.stop()
     return int(celery_worker.exitcode or 0)
+
+
+def parse_queues(value: str) -> list[str]:
+    """``"gpu,gpu-80g"`` -> ["gpu", "gpu-80g"]: the queues of this worker's GPU class (service-practices §5.2)."""
+    queues = [item.strip() for item in value.split(",") if item.strip()]
+    if not queues:
+        raise ConfigurationError(f"MIMICMOTION_WORKER_QUEUES {value!r}: name at least one queue, e.g. gpu")
+    return queues
 
 
 def supervise_gpus(gpus: Sequence[int], child_args: Sequence[str], env: Mapping[str, str]) -> int:
