@@ -76,6 +76,36 @@ class Settings(BaseSettings):
     max_video_frames: int = Field(
         default=2000, ge=1, description="Most driving frames a job may use after sample_stride."
     )
+    max_image_pixels: int = Field(
+        default=40_000_000, ge=1, description="Most pixels an input image may have, checked before it is decoded."
+    )
+    max_video_pixels: int = Field(
+        default=4096 * 4096, ge=1, description="Most pixels a driving video frame may have (width x height)."
+    )
+    max_video_duration_s: float = Field(
+        default=600.0, gt=0, description="Longest driving video, in seconds, checked before and while decoding."
+    )
+    lease_s: int = Field(
+        default=60,
+        ge=1,
+        description="A running job's lease; its worker renews it every lease_s / 4, and a job whose lease lapses "
+        "is handed back by the reaper.",
+    )
+    reaper_interval_s: float = Field(
+        default=30.0, gt=0, description="How often each worker looks for running jobs whose lease lapsed."
+    )
+    upload_attempts: int = Field(
+        default=4, ge=1, description="Tries to store a job's results before it fails with storage_error."
+    )
+    upload_backoff_s: float = Field(
+        default=1.0, ge=0, description="Wait before the second upload try; doubled before each further try."
+    )
+    shutdown_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="On SIGTERM a worker keeps running its job this long; if the job is still running then, it "
+        "stops at the next denoising step and goes back to the queue.",
+    )
     max_job_attempts: int = Field(
         default=3,
         ge=1,
