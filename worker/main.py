@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from core.errors import ConfigurationError
-from core.jobs.queue import ANIMATE_TASK, GPU_QUEUE, LEASE_S
+from core.jobs.queue import ANIMATE_TASK, GPU_QUEUE
 from core.jobs.records import utc_now
 from core.log_format import bind_log_context
 from core.settings import Settings
@@ -61,7 +61,7 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
         loaded.store,
         lambda job_id: app.send_task(ANIMATE_TASK, args=[job_id], queue=GPU_QUEUE),
         max_attempts=settings.max_job_attempts,
-        interval_s=LEASE_S / 2,
+        interval_s=settings.reaper_interval_s,
     )
     metrics_port = settings.worker_metrics_port + (gpu or 0) if settings.worker_metrics_port else 0
     start_worker_metrics(metrics_port, name, info, loaded.store, model_load_s=model_load_s)

@@ -56,8 +56,9 @@ def worker_deps() -> RunDeps:
     """The dependencies run_job needs, from what ``load`` put in place."""
     loaded = _require()
     return RunDeps(
-        store=loaded.store, storage=loaded.storage, animator=get_animator, settings=loaded.settings, worker=loaded.name
-    )
+        store=loaded.store, storage=loaded.storage, animator=get_animator, settings=loaded.settings,
+        worker=loaded.name, lease_s=loaded.settings.lease_s,
+    )  # fmt: skip
 
 
 def _require() -> Loaded:
