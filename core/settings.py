@@ -128,6 +128,11 @@ class Settings(BaseSettings):
         description="Port of a worker's Prometheus /metrics server; 0 turns it off. With --gpus N, the worker for "
         "GPU k listens on this port + k.",
     )
+    otel_enabled: bool = Field(
+        default=False,
+        description="OpenTelemetry traces for the gateway (FastAPI) and workers (Celery); needs the [otel] extra. "
+        "The exporter reads the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME).",
+    )
 
 
 @lru_cache
