@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cli.params import add_job_param_flags
 from core.errors import MimicMotionError
+from core.log_format import configure_logging
 from core.settings import Settings, get_settings
 
 
@@ -95,10 +96,7 @@ def _add_input_flags(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(
-        level=(args.log_level or settings.log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level or settings.log_level, settings.log_format)
     try:
         return _run(args, settings)
     except MimicMotionError as exc:

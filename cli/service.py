@@ -12,8 +12,10 @@ from core.settings import Settings
 
 
 def serve_command(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.tracing import setup_tracing
     from service.server import run
 
+    setup_tracing(settings, "mimicmotion-gateway")
     run(settings, host=args.host, port=args.port)
     return 0
 
@@ -26,8 +28,10 @@ def worker_command(args: argparse.Namespace, settings: Settings) -> int:
         child_args = ["--log-level", args.log_level] if args.log_level else []
         # The children inherit this environment (MIMICMOTION_* included) plus their CUDA_VISIBLE_DEVICES.
         return supervise_gpus(parse_gpus(args.gpus), child_args, dict(os.environ))
+    from cli.tracing import setup_tracing
     from worker.main import default_name, run_worker
 
+    setup_tracing(settings, "mimicmotion-worker")  # in the process that runs the tasks, not the supervisor
     if args.device:
         settings = settings.model_copy(update={"device": args.device})
     return run_worker(settings, args.name or default_name(args.gpu), gpu=args.gpu)
