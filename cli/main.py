@@ -7,7 +7,6 @@ and exit with status 2, never a traceback.
 """
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
