@@ -15,8 +15,9 @@ def run(settings: Settings, *, host: str | None = None, port: int | None = None)
     settings = settings.model_copy(update=updates)
     # Built here, before binding, so a refused configuration fails before any socket opens.
     app = create_app(settings)
+    # log_config=None: uvicorn's lines go through the root handler the CLI set up (text or JSON).
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                proxy_headers=True)
+                proxy_headers=True, log_config=None)
 
 
 def create_app_from_environment() -> FastAPI:
