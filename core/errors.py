@@ -52,6 +52,12 @@ class JobCanceledError(MimicMotionError):
     code = "canceled"
 
 
+class JobTimeoutError(MimicMotionError):
+    """The job passed its deadline (its timeout_s, or the server's maximum) before it finished."""
+
+    code = "timeout"
+
+
 class ConfigurationError(MimicMotionError):
     """A setting cannot be honoured on this machine (e.g. device cuda without a GPU)."""
 

@@ -8,9 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import webhooks
 from core.log_format import LogFormat
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -50,6 +51,25 @@ class Settings(BaseSettings):
         "allowed only when the gateway binds to loopback.",
     )
     max_queued_jobs_per_key: int = Field(default=100, ge=1, description="Queued jobs one API key may have at once.")
+    max_job_timeout_s: int = Field(
+        default=6 * 3600,
+        ge=1,
+        description="Longest a job may take from submission, queue time included; also the deadline of a job "
+        "without timeout_s. Past it the job fails with error.code timeout.",
+    )
+    webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Standard Webhooks signing secret, whsec_ followed by base64 of 24 to 64 random bytes. "
+        "Empty: jobs may not ask for webhooks.",
+    )
+    webhook_timeout_s: float = Field(
+        default=15.0, gt=0, le=120, description="Time a webhook receiver has to answer one delivery attempt."
+    )
+    webhook_retry_schedule_s: str = Field(
+        default="0,5,300,1800,7200,18000,36000,36000",
+        description="Seconds to wait before each webhook attempt, comma-separated (Svix's schedule: immediately, "
+        "5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), each with +-10 % jitter. Its length is the attempt count.",
+    )
     s3_endpoint_url: str | None = Field(
         default=None, description="S3-compatible endpoint for results. Unset: results are stored under data_dir."
     )
@@ -133,6 +153,19 @@ class Settings(BaseSettings):
         description="OpenTelemetry traces for the gateway (FastAPI) and workers (Celery); needs the [otel] extra. "
         "The exporter reads the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME).",
     )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, secret: SecretStr) -> SecretStr:
+        if secret.get_secret_value():
+            webhooks.secret_key(secret.get_secret_value())  # raises ValueError naming the problem
+        return secret
+
+    @field_validator("webhook_retry_schedule_s")
+    @classmethod
+    def _check_retry_schedule(cls, schedule: str) -> str:
+        webhooks.parse_retry_schedule(schedule)
+        return schedule
 
 
 @lru_cache

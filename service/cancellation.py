@@ -1,9 +1,11 @@
 """Canceling a job: queued jobs never start; running ones stop at the next denoising step.
 
 The worker notices because the cancel transition drops its lease (``core.jobs.run`` checks the
-lease after every step) and raises JobCanceledError there.
+lease after every step) and raises JobCanceledError there. The gateway records the job.canceled
+webhook itself: the worker may never hear of a job canceled while queued.
 """
 
+from core.jobs.deliveries import Deliveries
 from core.jobs.records import Job, JobStatus
 from core.jobs.store import JobStore
 from core.jobs.transitions import InvalidTransitionError
@@ -18,9 +20,11 @@ def cancel_job(store: JobStore, job_id: str, *, owner: str) -> Job:
     """
     store.get(job_id, owner=owner)
     try:
-        return store.transition(job_id, JobStatus.canceled, expected=[JobStatus.queued, JobStatus.running])
+        job = store.transition(job_id, JobStatus.canceled, expected=[JobStatus.queued, JobStatus.running])
     except InvalidTransitionError:
         current = store.get(job_id).status.value
         raise InvalidTransitionError(
             f"job {job_id} has {current}; only queued or running jobs can be canceled"
         ) from None
+    Deliveries(store).record_event(job, "job.canceled")
+    return job

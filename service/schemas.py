@@ -1,7 +1,8 @@
 """The HTTP API's data shapes, one per direction: JobCreate in, JobPublic/JobList out, ErrorBody.
 
 The stored ``core.jobs.records.Job`` is never returned as it is: ``JobPublic.from_job`` builds
-the public view and takes freshly minted output URLs, because stored records hold keys only.
+the public view and takes freshly minted output URLs, because stored records hold keys only. The
+public fields themselves live in ``core.jobs.public`` (webhook bodies carry the same object).
 """
 
 import json
@@ -11,15 +12,16 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from core.jobs.deliveries import Delivery, DeliveryState
 from core.jobs.params import JobParams
-from core.jobs.records import Job, JobError, JobStatus, Progress
+from core.jobs.public import JobView, OutputPublic, public_fields
+from core.jobs.records import Job
+from core.webhooks import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS, WebhookEvent
 
 MAX_URL_LENGTH = 2048
 MAX_METADATA_BYTES = 4096  # serialized as compact JSON
 MAX_METADATA_DEPTH = 5  # levels of objects/arrays, the top-level object counting as one
 
-WebhookEvent = Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
-DEFAULT_WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("job.started", "job.succeeded", "job.failed", "job.canceled")
 
 
 def _check_http_url(url: str) -> str:
@@ -64,8 +66,14 @@ class JobCreate(BaseModel):
     webhook_url: HttpUrlStr | None = Field(default=None, description="Receives Standard Webhooks POSTs.")
     webhook_events: list[WebhookEvent] = Field(
         default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS),
-        max_length=5,
+        max_length=len(WEBHOOK_EVENTS),
         description="Events sent to webhook_url; default: started and the terminal ones.",
+    )
+    timeout_s: int | None = Field(
+        default=None,
+        ge=1,
+        description="Seconds from submission (queue time included) after which the job fails with error.code "
+        "timeout; at most the server's MIMICMOTION_MAX_JOB_TIMEOUT_S, which also applies when absent.",
     )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
@@ -92,56 +100,50 @@ class JobCreate(BaseModel):
         return metadata
 
 
-class OutputPublic(BaseModel):
-    """A succeeded job's results; the URLs are minted on every read and expire at ``expires_at``."""
+class WebhookDeliveryPublic(BaseModel):
+    """One webhook event for the job and how its delivery is going."""
 
-    video_url: str
-    pose_video_url: str
-    width: int
-    height: int
-    num_frames: int
-    fps: int
-    duration_s: float
-    size_bytes: int
-    sha256: str
-    expires_at: datetime
-
-
-class JobPublic(BaseModel):
-    """A job as clients see it."""
-
-    id: str
-    status: JobStatus
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    params: JobParams = Field(description="Resolved parameters, the seed actually used included.")
-    progress: Progress | None
-    queue_position: int | None = Field(description="Jobs ahead of this one (0: next); only while queued.")
-    error: JobError | None
-    output: OutputPublic | None
-    metadata: dict[str, Any]
-    webhook_url: str | None
-    webhook_events: list[str]
-    timings: dict[str, float] = Field(description="Seconds per stage.")
+    id: str = Field(description="The webhook-id header: the same on every attempt of this event.")
+    type: WebhookEvent
+    state: DeliveryState = Field(description="pending (waiting or retrying), delivered, or failed (gave up).")
+    attempts: int = Field(description="Attempts made so far.")
+    last_status: int | None = Field(description="HTTP status of the last attempt; null if none came back.")
+    last_error: str | None = Field(description="Why the last attempt got no answer, if it did not.")
+    next_retry_at: datetime | None = Field(description="When the next attempt is due, while retrying.")
 
     @classmethod
-    def from_job(cls, job: Job, *, queue_position: int | None, output: OutputPublic | None) -> "JobPublic":
+    def from_delivery(cls, delivery: Delivery) -> "WebhookDeliveryPublic":
+        last = delivery.attempts[-1] if delivery.attempts else None
         return cls(
-            id=job.id,
-            status=job.status,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            params=job.params,
-            progress=job.progress,
-            queue_position=queue_position if job.status is JobStatus.queued else None,
-            error=job.error,
-            output=output,
-            metadata=job.metadata,
-            webhook_url=job.webhook_url,
-            webhook_events=job.webhook_events,
-            timings=job.timings,
+            id=delivery.id,
+            type=delivery.type,
+            state=delivery.state,
+            attempts=len(delivery.attempts),
+            last_status=last.status_code if last else None,
+            last_error=last.error if last else None,
+            next_retry_at=delivery.next_retry_at,
+        )
+
+
+class JobPublic(JobView):
+    """A job as clients see it."""
+
+    webhook_deliveries: list[WebhookDeliveryPublic] = Field(
+        description="The job's webhook events in order, with their delivery state."
+    )
+
+    @classmethod
+    def from_job(
+        cls,
+        job: Job,
+        *,
+        queue_position: int | None,
+        output: OutputPublic | None,
+        deliveries: list[Delivery] | None = None,
+    ) -> "JobPublic":
+        return cls(
+            **public_fields(job, queue_position=queue_position, output=output),
+            webhook_deliveries=[WebhookDeliveryPublic.from_delivery(d) for d in deliveries or []],
         )
 
 

@@ -1,17 +1,30 @@
-"""Creating a job: the per-key queue limit, idempotency, the stored record and the hand-off to the GPU queue.
+"""Creating a job: checks against the server's limits, idempotency, the stored record and the hand-off
+to the GPU queue.
 
 A job whose message never reached the broker is marked failed at once, never left queued.
 """
 
 import logging
+from datetime import timedelta
 from uuid import uuid4
 
-from core.errors import IdempotencyConflictError, JobNotFoundError, QueueLimitError
+from fastapi.exceptions import RequestValidationError
+
+from core.errors import (
+    ForbiddenAddressError,
+    IdempotencyConflictError,
+    InputFetchError,
+    JobNotFoundError,
+    QueueLimitError,
+    UnsupportedUrlError,
+)
+from core.fetch import parse_allowed_networks, vet_url
 from core.jobs.idempotency import IdempotencyRecords
 from core.jobs.params import JobParams, with_seed
-from core.jobs.records import Job, JobError, JobStatus
+from core.jobs.records import Job, JobError, JobStatus, utc_now
 from core.jobs.store import JobStore
 from core.jobs.transitions import InvalidTransitionError
+from core.settings import Settings
 from service.errors import QueueUnavailableError
 from service.idempotency import fingerprint
 from service.queue import TaskSender
@@ -20,11 +33,50 @@ from service.schemas import JobCreate
 logger = logging.getLogger(__name__)
 
 
-def new_job(body: JobCreate, owner: str) -> Job:
-    """A queued job with an unguessable id and its seed resolved, so the caller sees the seed used."""
+def check_against_settings(body: JobCreate, settings: Settings) -> None:
+    """Refuse, as a 422 naming the field, what the schema cannot know: the server's limits and webhook setup.
+
+    The webhook URL's host is checked here only when it is an address; names are resolved and
+    checked at every delivery (DNS may answer differently by then).
+    """
+    problems: list[tuple[str, str]] = []
+    if body.timeout_s is not None and body.timeout_s > settings.max_job_timeout_s:
+        problems.append(("timeout_s", f"must be at most {settings.max_job_timeout_s} (this server's maximum)"))
+    if body.webhook_url is not None:
+        if not settings.webhook_secret.get_secret_value():
+            problems.append(("webhook_url", "webhooks are not configured on this server (MIMICMOTION_WEBHOOK_SECRET)"))
+        else:
+            problem = _webhook_url_problem(body.webhook_url, settings)
+            if problem is not None:
+                problems.append(("webhook_url", problem))
+    if problems:
+        raise RequestValidationError(
+            [{"loc": ("body", field), "msg": message, "type": "value_error"} for field, message in problems]
+        )
+
+
+def _webhook_url_problem(url: str, settings: Settings) -> str | None:
+    def no_dns(host: str, port: int) -> list[str]:
+        raise OSError("not resolved at submission")
+
+    try:
+        vet_url(url, allowed_networks=parse_allowed_networks(settings.fetch_allowed_networks), resolver=no_dns,
+                label="webhook")  # fmt: skip
+    except (ForbiddenAddressError, UnsupportedUrlError) as exc:
+        return exc.message
+    except InputFetchError:
+        pass  # a host name: checked when delivering
+    return None
+
+
+def new_job(body: JobCreate, owner: str, *, max_timeout_s: int) -> Job:
+    """A queued job with an unguessable id, its seed and deadline resolved, so the caller sees both."""
+    created_at = utc_now()
     return Job(
         id=uuid4().hex,
         owner=owner,
+        created_at=created_at,
+        deadline_at=created_at + timedelta(seconds=body.timeout_s or max_timeout_s),
         image_url=body.image_url,
         video_url=body.video_url,
         params=with_seed(body.params or JobParams()),
@@ -60,11 +112,13 @@ def create_job(
     body: JobCreate,
     *,
     owner: str,
-    max_queued: int,
+    settings: Settings,
     idempotency_key: str | None = None,
 ) -> Job:
     """Create and enqueue a job for ``owner``; with ``idempotency_key``, a repeat returns the first job."""
-    job = new_job(body, owner)
+    check_against_settings(body, settings)
+    max_queued = settings.max_queued_jobs_per_key
+    job = new_job(body, owner, max_timeout_s=settings.max_job_timeout_s)
     if idempotency_key is None:
         return submit_job(store, sender, job, max_queued=max_queued)
     records = IdempotencyRecords(store)

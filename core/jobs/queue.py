@@ -8,6 +8,8 @@ from typing import Any
 
 ANIMATE_TASK = "mimicmotion.animate"
 GPU_QUEUE = "gpu"
+DELIVER_WEBHOOK_TASK = "mimicmotion.deliver_webhook"
+WEBHOOK_QUEUE = "webhooks"  # consumed by `mimicmotion webhook-worker`, never by a GPU worker
 LEASE_S = 60  # a running job's lease; the worker renews it every LEASE_S / 4
 HEARTBEAT_TTL_S = 30  # a worker that has not written its heartbeat for this long is gone
 
@@ -20,7 +22,7 @@ def celery_config(redis_url: str, *, visibility_timeout_s: int = 6 * 3600) -> di
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": GPU_QUEUE,
-        "task_routes": {ANIMATE_TASK: {"queue": GPU_QUEUE}},
+        "task_routes": {ANIMATE_TASK: {"queue": GPU_QUEUE}, DELIVER_WEBHOOK_TASK: {"queue": WEBHOOK_QUEUE}},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,

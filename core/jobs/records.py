@@ -82,6 +82,9 @@ class Job(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook_url: str | None = None
     webhook_events: list[str] = Field(default_factory=list)
+    deadline_at: datetime | None = Field(
+        default=None, description="Past this time the job fails with error.code timeout, queued or running."
+    )
     progress: Progress | None = None
     error: JobError | None = None
     output: JobOutput | None = None

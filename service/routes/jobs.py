@@ -45,9 +45,7 @@ def create_job(
     response: Response,
     idempotency_key: Annotated[str | None, IDEMPOTENCY_HEADER] = None,
 ) -> JobPublic:
-    job = submission.create_job(
-        store, sender, body, owner=owner, max_queued=settings.max_queued_jobs_per_key, idempotency_key=idempotency_key
-    )
+    job = submission.create_job(store, sender, body, owner=owner, settings=settings, idempotency_key=idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
     return viewer.show(job)
 

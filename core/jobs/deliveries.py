@@ -1,0 +1,167 @@
+"""Webhook deliveries in Redis: one record per (job, event), with every attempt, sent in order per job.
+
+Keys (next to the jobs, prefix ``mm``):
+
+- ``mm:delivery:{id}``: the Delivery as JSON; ``id`` is the ``webhook-id``, the same on every attempt
+- ``mm:job_deliveries:{job_id}``: list of the job's delivery ids in event order
+- ``mm:job_events_once:{job_id}``: hash of the once-only event types already recorded (a second
+  ``job.started`` after a lost worker's job is retried is not news to the receiver)
+- ``mm:webhooks_due``: sorted set of delivery ids by the unix time they are due; the webhook worker's
+  scheduler takes due ids from here and hands them to the ``webhooks`` Celery queue
+- ``mm:job_delivering:{job_id}``: lock held while one of the job's deliveries is being attempted
+
+Why a due set rather than Celery countdowns: with Redis as the broker, a message with an ETA beyond
+the visibility timeout is delivered again, and retries here wait up to 10 hours. The due set also
+keeps the GPU worker free of any broker: recording an event is three Redis writes.
+"""
+
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import cast
+
+import redis
+from pydantic import BaseModel, Field
+
+from core.jobs.records import Job, utc_now
+from core.jobs.store import JobStore
+from core.webhooks import EVENT_BY_STATUS, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+# Takes up to ``limit`` due ids and pushes each one's due time ``lease_s`` ahead in the same step, so
+# two schedulers never take the same id, and an id whose task got lost comes due again by itself.
+_CLAIM_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), id) end
+return ids
+"""
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class DeliveryState(StrEnum):
+    pending = "pending"  # waiting for its turn or its next attempt
+    delivered = "delivered"  # a 2xx answer
+    failed = "failed"  # attempts used up, 410 Gone, or a URL that may not be called
+
+    @property
+    def is_final(self) -> bool:
+        return self is not DeliveryState.pending
+
+
+class DeliveryAttempt(BaseModel):
+    at: datetime
+    status_code: int | None = Field(default=None, description="The receiver's HTTP status; None if none came.")
+    error: str | None = Field(default=None, description="Why no answer came (timeout, refused, forbidden address).")
+    duration_s: float
+
+
+class Delivery(BaseModel):
+    id: str = Field(description="The webhook-id: the same on every attempt, so receivers can deduplicate.")
+    job_id: str
+    type: WebhookEvent
+    url: str
+    job: Job = Field(description="The job as it was when the event happened (output URLs are minted per attempt).")
+    created_at: datetime = Field(default_factory=utc_now)
+    state: DeliveryState = DeliveryState.pending
+    attempts: list[DeliveryAttempt] = Field(default_factory=list)
+    next_retry_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def new_delivery_id() -> str:
+    # Standard Webhooks: ids must not contain "." (it separates the signed parts).
+    return f"msg_{secrets.token_hex(16)}"
+
+
+class Deliveries:
+    """Delivery records, the per-job order and the due set, in the job store's Redis."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.redis: redis.Redis = store.redis
+        self.prefix = store.prefix
+        self._claim_due = self.redis.register_script(_CLAIM_DUE)
+        self._unlock = self.redis.register_script(_UNLOCK)
+
+    def _key(self, delivery_id: str) -> str:
+        return f"{self.prefix}:delivery:{delivery_id}"
+
+    def _job_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job_deliveries:{job_id}"
+
+    @property
+    def _due_key(self) -> str:
+        return f"{self.prefix}:webhooks_due"
+
+    # Recording (the GPU worker and the gateway)
+    def record_event(self, job: Job, event_type: WebhookEvent, *, now: datetime | None = None) -> Delivery | None:
+        """Record ``event_type`` for ``job`` and make it due now; None when the job did not ask for it.
+
+        Every event but ``job.progress`` is recorded at most once per job.
+        """
+        if job.webhook_url is None or event_type not in job.webhook_events:
+            return None
+        if event_type != "job.progress" and not self.redis.hsetnx(
+            f"{self.prefix}:job_events_once:{job.id}", event_type, 1
+        ):
+            return None
+        delivery = Delivery(id=new_delivery_id(), job_id=job.id, type=event_type, url=job.webhook_url, job=job)
+        due = (now or utc_now()).timestamp()
+        with self.redis.pipeline() as pipe:
+            pipe.set(self._key(delivery.id), delivery.model_dump_json())
+            pipe.rpush(self._job_key(job.id), delivery.id)
+            pipe.zadd(self._due_key, {delivery.id: due})
+            pipe.execute()
+        logger.info("job %s: webhook %s recorded as %s", job.id, event_type, delivery.id)
+        return delivery
+
+    def record_status_event(self, job: Job) -> Delivery | None:
+        """Record the event that ``job``'s current status announces (started, succeeded, failed, canceled)."""
+        event_type = EVENT_BY_STATUS.get(job.status)
+        return None if event_type is None else self.record_event(job, event_type)
+
+    # Reading
+    def get(self, delivery_id: str) -> Delivery | None:
+        raw = cast(str | None, self.redis.get(self._key(delivery_id)))
+        return None if raw is None else Delivery.model_validate_json(raw)
+
+    def for_job(self, job_id: str) -> list[Delivery]:
+        """The job's deliveries in event order."""
+        ids = cast(list[str], self.redis.lrange(self._job_key(job_id), 0, -1))
+        raws = cast(list[str | None], self.redis.mget([self._key(i) for i in ids])) if ids else []
+        return [Delivery.model_validate_json(raw) for raw in raws if raw is not None]
+
+    def head(self, job_id: str) -> Delivery | None:
+        """The job's oldest delivery not yet final: the only one of the job that may be attempted now."""
+        return next((delivery for delivery in self.for_job(job_id) if not delivery.state.is_final), None)
+
+    # Delivering (the webhook worker)
+    def save(self, delivery: Delivery) -> None:
+        self.redis.set(self._key(delivery.id), delivery.model_dump_json())
+
+    def schedule(self, delivery_id: str, at: datetime) -> None:
+        self.redis.zadd(self._due_key, {delivery_id: at.timestamp()})
+
+    def unschedule(self, delivery_id: str) -> None:
+        self.redis.zrem(self._due_key, delivery_id)
+
+    def claim_due(self, *, now: datetime, lease_s: float, limit: int = 100) -> list[str]:
+        """Ids due at ``now``; each is pushed ``lease_s`` ahead, so it comes back if its task is lost."""
+        return cast(list[str], self._claim_due(keys=[self._due_key], args=[now.timestamp(), lease_s, limit]))
+
+    def due_ids(self) -> Sequence[str]:
+        return cast(list[str], self.redis.zrange(self._due_key, 0, -1))
+
+    def lock_job(self, job_id: str, *, ttl_s: float) -> str | None:
+        """Take the job's delivery lock (one attempt at a time per job); the token, or None if held."""
+        token = secrets.token_hex(8)
+        taken = self.redis.set(f"{self.prefix}:job_delivering:{job_id}", token, nx=True, px=int(ttl_s * 1000))
+        return token if taken else None
+
+    def unlock_job(self, job_id: str, token: str) -> None:
+        self._unlock(keys=[f"{self.prefix}:job_delivering:{job_id}"], args=[token])

@@ -1,0 +1,88 @@
+"""A job as clients see it: the API's job object and the body of every webhook event share it.
+
+Built from the stored ``Job`` with output URLs minted from its storage keys on every read, so a
+URL in a response or a webhook is always fresh. Torch-free (the gateway and the webhook worker use it).
+"""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from core.jobs.params import JobParams
+from core.jobs.records import Job, JobError, JobOutput, JobStatus, Progress
+from core.storage import Storage
+
+
+class OutputPublic(BaseModel):
+    """A succeeded job's results; the URLs are minted on every read and expire at ``expires_at``."""
+
+    video_url: str
+    pose_video_url: str
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    duration_s: float
+    size_bytes: int
+    sha256: str
+    expires_at: datetime
+
+
+class JobView(BaseModel):
+    """The public fields of a job (the API adds ``webhook_deliveries``; webhook bodies add ``type``)."""
+
+    id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    deadline_at: datetime | None = Field(description="When the job fails with error.code timeout if not finished.")
+    params: JobParams = Field(description="Resolved parameters, the seed actually used included.")
+    progress: Progress | None
+    queue_position: int | None = Field(description="Jobs ahead of this one (0: next); only while queued.")
+    error: JobError | None
+    output: OutputPublic | None
+    metadata: dict[str, Any]
+    webhook_url: str | None
+    webhook_events: list[str]
+    timings: dict[str, float] = Field(description="Seconds per stage.")
+
+
+def public_fields(job: Job, *, queue_position: int | None, output: OutputPublic | None) -> dict[str, Any]:
+    """The ``JobView`` fields of ``job``, as keyword arguments for ``JobView`` or a subclass."""
+    return {
+        "id": job.id,
+        "status": job.status,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "deadline_at": job.deadline_at,
+        "params": job.params,
+        "progress": job.progress,
+        "queue_position": queue_position if job.status is JobStatus.queued else None,
+        "error": job.error,
+        "output": output,
+        "metadata": job.metadata,
+        "webhook_url": job.webhook_url,
+        "webhook_events": job.webhook_events,
+        "timings": job.timings,
+    }
+
+
+def mint_output(storage: Storage, output: JobOutput, *, ttl_s: int) -> OutputPublic:
+    """The public output with fresh presigned (or signed /files) URLs valid for ``ttl_s``."""
+    video = storage.url_for(output.video_key, ttl_s=ttl_s)
+    pose_video = storage.url_for(output.pose_video_key, ttl_s=ttl_s)
+    return OutputPublic(
+        video_url=video.url,
+        pose_video_url=pose_video.url,
+        width=output.width,
+        height=output.height,
+        num_frames=output.num_frames,
+        fps=output.fps,
+        duration_s=output.duration_s,
+        size_bytes=output.size_bytes,
+        sha256=output.sha256,
+        expires_at=min(video.expires_at, pose_video.expires_at),
+    )
