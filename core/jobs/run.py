@@ -11,22 +11,27 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import redis
 
 from core.animate import Animation, Animator, animate
-from core.errors import JobCanceledError, JobNotFoundError, MimicMotionError
+from core.errors import JobCanceledError, JobNotFoundError, JobTimeoutError, MimicMotionError
 from core.fetch import fetch_to_file, parse_allowed_networks
+from core.jobs.deliveries import Deliveries
 from core.jobs.queue import LEASE_S
-from core.jobs.records import Job, JobError, JobOutput, JobStatus, Progress, Stage
+from core.jobs.records import Job, JobError, JobOutput, JobStatus, Progress, Stage, utc_now
 from core.jobs.store import JobStore
 from core.jobs.transitions import InvalidTransitionError
+from core.jobs.upload import ResultFile, upload_results
 from core.log_format import bind_log_context, job_log_context
 from core.settings import Settings
 from core.storage import Storage
 from core.video.decode import DecodedVideo, read_image, read_video_frames
 from core.video.encode import write_mp4
+from core.webhooks import WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,11 @@ class RunDeps:
     clock: Callable[[], float] = time.monotonic
     lease_s: int = LEASE_S
     min_progress_interval_s: float = 0.25  # at most 4 progress writes a second
+    # job.progress webhooks: at most one per interval, and only after the fraction grew by this much,
+    # so a job sends at most 10 however long it runs.
+    webhook_progress_interval_s: float = 5.0
+    webhook_progress_min_fraction: float = 0.1
+    wall_clock: Callable[[], datetime] = utc_now  # for deadlines, which are wall-clock times
 
 
 @job_log_context  # every log line of this job carries its id
@@ -66,6 +76,8 @@ def run_job(job_id: str, deps: RunDeps) -> None:
     scratch = deps.settings.data_dir / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     try:
+        run.check_deadline()  # a job that waited in the queue past its deadline never starts
+        run.record_event(job, "job.started")
         with run.lease_renewed(), tempfile.TemporaryDirectory(prefix=f"job-{job_id}-", dir=scratch) as tmp:
             output = run.stages(Path(tmp))
         run.succeed(output)
@@ -87,6 +99,8 @@ class _Run:
         self._last_write = float("-inf")
         self._lease_lost = threading.Event()
         self.params = job.params
+        self.webhooks = Deliveries(deps.store)
+        self._last_event_time, self._last_event_fraction = float("-inf"), 0.0
 
     def stages(self, tmp: Path) -> JobOutput:
         job = self.job
@@ -109,26 +123,35 @@ class _Run:
             write_mp4(animation.pose_frames[1:], tmp / "pose.mp4", animation.params.fps)
         # 6. Upload under the job's own keys: a redelivery overwrites only its own earlier attempt.
         self.report(Stage.uploading, 0, 1, force=True)
+        #    Both files or neither: storage faults are retried with backoff, then fail as storage_error.
         with self.timed("uploading"):
-            pose = self.deps.storage.put_file(f"jobs/{job.id}/pose.mp4", tmp / "pose.mp4", "video/mp4")
-            video_out = self.deps.storage.put_file(f"jobs/{job.id}/output.mp4", tmp / "output.mp4", "video/mp4")
+            pose, video_out = upload_results(
+                self.deps.storage,
+                [ResultFile(f"jobs/{job.id}/pose.mp4", tmp / "pose.mp4", "video/mp4"),
+                 ResultFile(f"jobs/{job.id}/output.mp4", tmp / "output.mp4", "video/mp4")],
+                attempts=self.settings.upload_attempts, backoff_s=self.settings.upload_backoff_s,
+            )  # fmt: skip
         return _output(animation, video_out.key, pose.key, video_out.size_bytes, video_out.sha256)
 
     def fetch_inputs(self, tmp: Path) -> tuple[np.ndarray, DecodedVideo]:
         settings, job = self.settings, self.job
         networks = parse_allowed_networks(settings.fetch_allowed_networks)
-        for url, name, max_bytes in (
-            (job.image_url, "image", settings.fetch_max_image_bytes),
-            (job.video_url, "video", settings.fetch_max_video_bytes),
-        ):
-            fetch_to_file(
-                url, tmp / name, max_bytes=max_bytes, timeout_s=settings.fetch_timeout_s,
-                allowed_networks=networks, label=name,
-            )  # fmt: skip
+        # Each input is sniffed (the image decodes, the video probes and decodes) right after its
+        # download, so a bad image fails the job before a large video is fetched.
+        fetch_to_file(
+            job.image_url, tmp / "image", max_bytes=settings.fetch_max_image_bytes,
+            timeout_s=settings.fetch_timeout_s, allowed_networks=networks, label="image",
+        )  # fmt: skip
+        image = read_image(tmp / "image", max_pixels=settings.max_image_pixels)
+        fetch_to_file(
+            job.video_url, tmp / "video", max_bytes=settings.fetch_max_video_bytes,
+            timeout_s=settings.fetch_timeout_s, allowed_networks=networks, label="video",
+        )  # fmt: skip
         video = read_video_frames(
-            tmp / "video", sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames
-        )
-        return read_image(tmp / "image"), video
+            tmp / "video", sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames,
+            max_pixels_per_frame=settings.max_video_pixels, max_duration_s=settings.max_video_duration_s,
+        )  # fmt: skip
+        return image, video
 
     def on_step(self, step: int, total_steps: int) -> None:
         """After each denoising step: stop when the job is no longer ours, else report (throttled)."""
@@ -142,16 +165,42 @@ class _Run:
             self.report(Stage.denoising, step, total_steps, force=step == 1)
 
     def report(self, stage: Stage, step: int, total_steps: int, *, force: bool = False) -> None:
+        """Write progress (throttled) at every stage and step; also where the deadline is checked."""
         bind_log_context(stage=stage.value)
+        self.check_deadline()
         now = self.deps.clock()
         if not force and now - self._last_write < self.deps.min_progress_interval_s:
             return
         self._last_write = now
-        if (
-            self.deps.store.update_running(self.job.id, self.deps.worker, progress=_progress(stage, step, total_steps))
-            is None
-        ):
+        progress = _progress(stage, step, total_steps)
+        job = self.deps.store.update_running(self.job.id, self.deps.worker, progress=progress)
+        if job is None:
             raise JobCanceledError(f"job {self.job.id} was canceled or taken over")
+        self.record_progress_event(job)
+
+    def check_deadline(self) -> None:
+        deadline = self.job.deadline_at
+        if deadline is not None and self.deps.wall_clock() >= deadline:
+            raise JobTimeoutError(f"the job did not finish by its deadline, {deadline.isoformat()} (timeout_s)")
+
+    def record_event(self, job: Job, event_type: WebhookEvent) -> None:
+        """Record a webhook event for the webhook worker to send; this process never sends HTTP itself."""
+        try:
+            self.webhooks.record_event(job, event_type)
+        except redis.RedisError:  # the job's own record matters more than its notification
+            logger.warning("job %s: could not record webhook event %s", job.id, event_type, exc_info=True)
+
+    def record_progress_event(self, job: Job) -> None:
+        if job.progress is None or "job.progress" not in job.webhook_events:
+            return
+        now = self.deps.clock()
+        if (
+            now - self._last_event_time < self.deps.webhook_progress_interval_s
+            or job.progress.fraction - self._last_event_fraction < self.deps.webhook_progress_min_fraction
+        ):
+            return
+        self._last_event_time, self._last_event_fraction = now, job.progress.fraction
+        self.record_event(job, "job.progress")
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
@@ -182,22 +231,25 @@ class _Run:
             thread.join()
 
     def succeed(self, output: JobOutput) -> None:
-        self.deps.store.transition(
+        job = self.deps.store.transition(
             self.job.id, JobStatus.succeeded, worker=self.deps.worker, output=output, params=self.params,
             timings=self.timings, progress=_progress(Stage.uploading, 1, 1),
         )  # fmt: skip
         self.deps.store.record_stage_seconds(self.timings)
+        self.record_event(job, "job.succeeded")
         logger.info("job %s: succeeded (%s)", self.job.id, ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items()))
 
     def fail(self, code: str, message: str) -> None:
         logger.warning("job %s: failed [%s] %s", self.job.id, code, message)
         try:
-            self.deps.store.transition(
+            job = self.deps.store.transition(
                 self.job.id, JobStatus.failed, worker=self.deps.worker,
                 error=JobError(code=code, message=message), timings=self.timings,
             )  # fmt: skip
         except InvalidTransitionError as exc:
             logger.info("job %s: not recorded as failed, no longer ours (%s)", self.job.id, exc)
+            return
+        self.record_event(job, "job.failed")
 
 
 def _progress(stage: Stage, step: int, total_steps: int) -> Progress:

@@ -165,6 +165,7 @@ def read_video_frames(
     sample_stride: int,
     max_frames: int | None = None,
     max_pixels_per_frame: int = 4096 * 4096,
+    max_duration_s: float | None = None,
 ) -> DecodedVideo:
     """Decode a video sequentially and keep every ``frame_stride(sample_stride, fps)``-th frame.
 
@@ -175,7 +176,8 @@ def read_video_frames(
 
     Raises:
         NotAVideoError: unreadable, corrupt, audio-only, no video stream, or zero frames decoded.
-        InputTooLargeError: frames over ``max_pixels_per_frame``, or more than ``max_frames`` samples.
+        InputTooLargeError: frames over ``max_pixels_per_frame``, more than ``max_frames`` samples, or
+            longer than ``max_duration_s`` (by its header, or by the timestamps of the frames decoded).
     """
     name = f"video {Path(source).name!r}"
     with _open_video(source, name) as container:
@@ -184,12 +186,14 @@ def read_video_frames(
         stride = frame_stride(sample_stride, probed.fps)
         # 1. Refuse from the metadata before decoding, when the metadata already says too much.
         _check_frame_size(probed.width, probed.height, max_pixels_per_frame, name)
+        if max_duration_s is not None:
+            _check_duration(probed.duration_s, max_duration_s, name)
         if max_frames is not None and stream.frames > 0:
             _check_num_samples(math.ceil(stream.frames / stride), max_frames, stream.frames, stride, name)
         # 2. Decode everything, keep every stride-th frame.
         stream.thread_type = "AUTO"
         frames, num_decoded, is_complete = _decode_sampled(
-            container, stream, stride, max_frames, max_pixels_per_frame, name
+            container, stream, stride, max_frames, max_pixels_per_frame, name, max_duration_s, probed.fps
         )
     if not frames:
         raise NotAVideoError(f"{name} has a video stream but no frame could be decoded (zero frames)")
@@ -209,6 +213,8 @@ def _decode_sampled(
     max_frames: int | None,
     max_pixels_per_frame: int,
     name: str,
+    max_duration_s: float | None = None,
+    fps: float = 0.0,
 ) -> tuple[list[np.ndarray], int, bool]:
     """Decode in order; return the sampled (h, w, 3) uint8 frames, the number decoded, and whether
     the stream decoded to its end."""
@@ -216,6 +222,10 @@ def _decode_sampled(
     num_decoded = 0
     try:
         for frame in container.decode(stream):
+            # A header can understate the length (or give none): the frames' own clock decides too.
+            if max_duration_s is not None:
+                elapsed_s = frame.time if frame.time is not None else (num_decoded / fps if fps > 0 else 0.0)
+                _check_duration(elapsed_s, max_duration_s, name, at_least=True)
             if num_decoded % stride == 0:
                 # The stream's size can change mid-stream; check every frame we keep.
                 _check_frame_size(frame.width, frame.height, max_pixels_per_frame, name)
@@ -280,6 +290,15 @@ def _check_frame_size(width: int, height: int, max_pixels: int, name: str) -> No
     if width * height > max_pixels:
         raise InputTooLargeError(
             f"{name} frames are {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}"
+        )
+
+
+def _check_duration(duration_s: float, max_duration_s: float, name: str, *, at_least: bool = False) -> None:
+    if duration_s > max_duration_s:
+        more = "at least " if at_least else ""
+        raise InputTooLargeError(
+            f"{name} lasts {more}{duration_s:.2f} s, longer than the limit of {max_duration_s:g} s; "
+            "trim the driving video"
         )
 
 
