@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cli.params import add_job_param_flags
+from cli.train import add_training_commands, run_training_command
 from core.errors import MimicMotionError
 from core.log_format import configure_logging
 from core.settings import Settings, get_settings
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     pose.add_argument("--out", type=Path, required=True, help="Output: a PNG directory, or a .mp4 file.")
     add_job_param_flags(pose, only=("resolution", "sample_stride", "fps"))
     _add_service_commands(commands)
+    add_training_commands(commands)
     return parser
 
 
@@ -114,6 +116,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             local.pose_command(args, settings)
         return 0
+    if args.command in ("prepare-data", "train"):
+        return run_training_command(args, settings)
     if args.command == "serve":
         from cli.service import serve_command
 
