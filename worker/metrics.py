@@ -9,7 +9,7 @@ torch is only read from ``sys.modules``, never imported here: a CPU-less scrape 
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from threading import Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -83,10 +83,13 @@ class WorkerMetrics:
             registry=self.registry, buckets=(*PEAK_MEMORY_BUCKETS_BYTES, float("inf")),
         )  # fmt: skip
         self.registry.register(GpuMemoryCollector())
+        self.server: WSGIServer | None = None
+        self._handlers: tuple[Callable[..., None], ...] = ()
 
     def serve(self, port: int, addr: str) -> tuple[WSGIServer, Thread]:
         """Serve /metrics from a daemon thread; returns the server so the caller can shut it down."""
         server, thread = start_http_server(port, addr=addr, registry=self.registry)
+        self.server = server
         logger.info("worker metrics on http://%s:%d/metrics", addr, server.server_port)
         return server, thread
 
@@ -116,6 +119,18 @@ class WorkerMetrics:
         # weak=False: the handlers are closures, which Celery's default weak references would drop at once.
         task_prerun.connect(before, weak=False)
         task_postrun.connect(after, weak=False)
+        self._handlers = (before, after)
+
+    def close(self) -> None:
+        """Stop serving and stop counting tasks (tests; a worker keeps both until it exits)."""
+        if self._handlers:
+            task_prerun.disconnect(self._handlers[0])
+            task_postrun.disconnect(self._handlers[1])
+            self._handlers = ()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
 
     @staticmethod
     def _outcome(store: JobStore, job_id: Any) -> str:
