@@ -1,5 +1,5 @@
 """The ``mimicmotion`` command: local jobs (animate, pose), the tiny model, and the service
-(serve, worker, up, submit).
+(serve, worker, webhook-worker, up, submit).
 
 Each subcommand parses its flags and calls one function from ``cli.local``, ``cli.service``,
 ``cli.up`` or ``cli.submit``; domain failures (``MimicMotionError``) print one line with their code
@@ -65,6 +65,11 @@ def _add_service_commands(commands: "argparse._SubParsersAction[argparse.Argumen
     worker.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="Device (default: settings).")
     worker.add_argument("--gpu", type=int, default=None, help=argparse.SUPPRESS)  # set by --gpus for its children
 
+    webhook_worker = commands.add_parser(
+        "webhook-worker", help="Send webhooks: consume the webhooks queue and schedule retries (no GPU, no models)."
+    )
+    webhook_worker.add_argument("--name", default=None, help="Celery node name (default: webhooksPID@host).")
+
     up = commands.add_parser("up", help="Run Redis (if needed), the gateway and one worker on this machine.")
     up.add_argument("--host", default=None, help="Gateway bind address (default: MIMICMOTION_HOST).")
     up.add_argument("--port", type=int, default=None, help="Gateway port (default: MIMICMOTION_PORT).")
@@ -126,6 +131,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from cli.service import worker_command
 
         return worker_command(args, settings)
+    if args.command == "webhook-worker":
+        from cli.service import webhook_worker_command
+
+        return webhook_worker_command(args, settings)
     if args.command == "up":
         from cli.up import up_command
 

@@ -1,4 +1,5 @@
-"""``mimicmotion serve`` and ``mimicmotion worker``: the gateway and the GPU worker, one process each.
+"""``mimicmotion serve``, ``worker`` and ``webhook-worker``: the gateway, the GPU worker and the webhook
+sender, one process each.
 
 ``service/`` and ``worker/`` are imported inside the functions, so the local commands never load
 FastAPI or Celery, and the GPU supervisor never loads torch.
@@ -35,6 +36,12 @@ def worker_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.device:
         settings = settings.model_copy(update={"device": args.device})
     return run_worker(settings, args.name or default_name(args.gpu), gpu=args.gpu)
+
+
+def webhook_worker_command(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.webhooks import default_name, run_webhook_worker
+
+    return run_webhook_worker(settings, args.name or default_name())
 
 
 def parse_gpus(value: str) -> list[int]:

@@ -1,4 +1,5 @@
-"""``mimicmotion up``: the whole stack on one machine (Redis, gateway, one worker), for trying it out.
+"""``mimicmotion up``: the whole stack on one machine (Redis, gateway, one worker, the webhook worker),
+for trying it out.
 
 Uses the configured Redis if it answers, else starts a local redis-server under data_dir; local
 storage unless S3 is configured; the configured model, else a tiny random one, said loudly.
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 
+from core import webhooks
 from core.errors import ConfigurationError, ModelFilesError
 from core.settings import Settings
 
@@ -55,11 +57,16 @@ def up_command(settings: Settings, *, host: str | None, port: int | None) -> int
             "MIMICMOTION_REDIS_URL": redis_url, "MIMICMOTION_DATA_DIR": str(data_dir),
             "MIMICMOTION_MODEL_DIR": str(Path(model_dir).resolve()), "MIMICMOTION_FETCH_ALLOWED_NETWORKS": networks,
             "MIMICMOTION_HOST": host, "MIMICMOTION_PORT": str(port),
+            "MIMICMOTION_WEBHOOK_SECRET": _webhook_secret(settings, data_dir),
         }  # fmt: skip
         gateway = stack.enter_context(_child("gateway", ["serve", "--host", host, "--port", str(port)], env))
         worker = stack.enter_context(_child("worker", ["worker", "--name", f"up@{socket.gethostname()}"], env))
+        webhooks = stack.enter_context(
+            _child("webhook worker", ["webhook-worker", "--name", f"up-webhooks@{socket.gethostname()}"], env)
+        )
+        children = {"gateway": gateway, "worker": worker, "webhook worker": webhooks}
         base_url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-        if not _wait_ready(base_url, [gateway, worker], stop):
+        if not _wait_ready(base_url, list(children.values()), stop):
             return 1
         print(
             f"MimicMotion is up at {base_url} (gateway pid {gateway.pid}, worker pid {worker.pid}); Ctrl-C stops it.\n"
@@ -68,12 +75,25 @@ def up_command(settings: Settings, *, host: str | None, port: int | None) -> int
         )
         # 4. Run until a signal, or until a child dies (then everything stops: a half stack helps nobody).
         while not stop.wait(0.5):
-            for name, child in (("gateway", gateway), ("worker", worker)):
+            for name, child in children.items():
                 if child.poll() is not None:
                     logger.error("the %s exited with %d; stopping", name, child.returncode)
                     return 1
         logger.info("stopping")
     return 0
+
+
+def _webhook_secret(settings: Settings, data_dir: Path) -> str:
+    """The configured webhook secret, else one made once and kept (0600) under data_dir."""
+    configured = settings.webhook_secret.get_secret_value()
+    if configured:
+        return configured
+    path = data_dir / "webhook_secret"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(webhooks.new_secret())
+    logger.info("webhooks are signed with the secret in %s (set MIMICMOTION_WEBHOOK_SECRET to choose one)", path)
+    return path.read_text().strip()
 
 
 @contextmanager

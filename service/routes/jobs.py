@@ -20,6 +20,11 @@ IDEMPOTENCY_HEADER = Header(
     description="Same key and same body within 24 h return the same job; a different body is a 409.",
 )
 
+LAST_EVENT_ID_HEADER = Header(
+    alias="Last-Event-ID",
+    max_length=64,
+    description="The id of the last event received: the stream resumes after it, without repeating that state.",
+)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(401))
@@ -72,10 +77,16 @@ def cancel_job(job_id: JobId, owner: OwnerDep, store: StoreDep, viewer: JobViewe
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}, **error_responses(404)},
 )
 def stream_job_events(
-    job_id: JobId, owner: OwnerDep, store: StoreDep, viewer: JobViewerDep, request: Request
+    job_id: JobId,
+    owner: OwnerDep,
+    store: StoreDep,
+    viewer: JobViewerDep,
+    request: Request,
+    last_event_id: Annotated[str | None, LAST_EVENT_ID_HEADER] = None,
 ) -> StreamingResponse:
     store.get(job_id, owner=owner)  # an unknown job is a JSON 404, not an empty stream
-    events = job_events(store, viewer, job_id, owner=owner, poll_s=request.app.state.sse_poll_s)
+    poll_s = request.app.state.sse_poll_s
+    events = job_events(store, viewer, job_id, owner=owner, poll_s=poll_s, last_event_id=last_event_id)
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 

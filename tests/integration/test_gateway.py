@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -224,7 +225,7 @@ def _events(text: str) -> list[tuple[str, int, dict[str, Any]]]:
     events = []
     for frame in text.strip().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in frame.splitlines() if not line.startswith(":"))
-        events.append((fields["event"], int(fields["id"]), json.loads(fields["data"])))
+        events.append((fields["event"], int(fields["id"].split("-")[0]), json.loads(fields["data"])))
     return events
 
 
@@ -264,6 +265,40 @@ def test_events_stream_follows_the_job_until_it_finishes(
     assert events[0][0] == "status" and events[0][2]["status"] == "queued"
     assert events[-1][0] == "status" and events[-1][2]["error"]["code"] == "no_person_detected"
     assert [event_id for _, event_id, _ in events] == list(range(1, len(events) + 1))
+
+
+def test_events_resume_after_last_event_id_without_repeating_and_end_after_the_terminal_event(
+    client: TestClient, store: JobStore
+) -> None:
+    client.app.state.sse_poll_s = 0.01  # type: ignore[attr-defined]
+    job = _submit(client)
+    store.claim(job["id"], "w1", lease_s=60)
+    store.transition(job["id"], JobStatus.canceled)
+    first = client.get(f"/jobs/{job['id']}/events", headers=AUTH_A)
+    frames = [frame for frame in first.text.strip().split("\n\n")]
+    assert len(frames) == 1 and "event: status" in frames[0] and '"status":"canceled"' in frames[0]
+    last_id = next(line[4:] for line in frames[0].splitlines() if line.startswith("id: "))
+    # The client saw the terminal state: resuming after it ends at once, with nothing repeated.
+    resumed = client.get(f"/jobs/{job['id']}/events", headers={**AUTH_A, "Last-Event-ID": last_id})
+    assert resumed.status_code == 200 and resumed.text == ""
+    # A client that saw an older state gets the current one, numbered after its last id.
+    stale = client.get(f"/jobs/{job['id']}/events", headers={**AUTH_A, "Last-Event-ID": "7-000000000000"})
+    events = _events(stale.text)
+    assert [(kind, event_id, data["status"]) for kind, event_id, data in events] == [("status", 8, "canceled")]
+    # Ids it never sent are ignored: the stream starts over.
+    assert _events(client.get(f"/jobs/{job['id']}/events", headers={**AUTH_A, "Last-Event-ID": "x"}).text)[0][1] == 1
+
+
+def test_timeout_s_sets_the_deadline_and_is_capped_by_the_server_maximum(client: TestClient) -> None:
+    job = _submit(client, timeout_s=120)
+    created, deadline = (datetime.fromisoformat(job[name]) for name in ("created_at", "deadline_at"))
+    assert (deadline - created).total_seconds() == 120
+    default = _submit(client)
+    assert (datetime.fromisoformat(default["deadline_at"]) - datetime.fromisoformat(default["created_at"])
+            ).total_seconds() == Settings().max_job_timeout_s  # fmt: skip
+    for value in (0, Settings().max_job_timeout_s + 1):
+        response = client.post("/jobs", json={**BODY, "timeout_s": value}, headers=AUTH_A)
+        assert response.status_code == 422 and "timeout_s" in response.json()["error"]["message"]
 
 
 def test_events_of_unknown_or_another_keys_job_are_404(client: TestClient) -> None:
