@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     otel_enabled: bool = Field(
         default=False,
         description="OpenTelemetry traces for the gateway (FastAPI) and workers (Celery); needs the [otel] extra. "
-        "The exporter reads the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME).",
+        "The exporter reads the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_RESOURCE_ATTRIBUTES).",
     )
 
     @field_validator("webhook_secret")
