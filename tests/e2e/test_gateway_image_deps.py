@@ -21,7 +21,7 @@ CHECK = """
 import importlib.util, pathlib, sys
 from core.settings import Settings
 from service.app import create_app
-import worker.health, cli.main, cli.service
+import worker.health, worker.webhooks, cli.main, cli.service  # the gateway image runs webhook-worker too
 
 app = create_app(Settings(data_dir=pathlib.Path(sys.argv[1])))
 assert app.title == "MimicMotion"
