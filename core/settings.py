@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import webhooks
+from core.jobs.queue import parse_queue_routes
 from core.log_format import LogFormat
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -131,6 +132,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Times a job is started before a lost worker fails it (a job that kills workers must not loop).",
     )
+    queue_routes: str = Field(
+        default="",
+        description="Route jobs to GPU-class queues by resolution: comma-separated MIN_RESOLUTION=QUEUE "
+        "(e.g. 0=gpu,768=gpu-80gb). Empty: every job goes to `gpu`.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: LogFormat = Field(
         default="text",
@@ -166,6 +172,13 @@ class Settings(BaseSettings):
     def _check_retry_schedule(cls, schedule: str) -> str:
         webhooks.parse_retry_schedule(schedule)
         return schedule
+
+
+    @field_validator("queue_routes")
+    @classmethod
+    def _valid_queue_routes(cls, value: str) -> str:
+        parse_queue_routes(value)  # raises ValueError naming the bad pair
+        return value
 
 
 @lru_cache

@@ -13,8 +13,8 @@ from core.settings import Settings
 
 
 class TaskSender(Protocol):
-    def send_animate(self, job_id: str) -> None:
-        """Hand ``job_id`` to the workers; raise when the broker cannot take it."""
+    def send_animate(self, job_id: str, *, queue: str = GPU_QUEUE) -> None:
+        """Hand ``job_id`` to the workers of ``queue``; raise when the broker cannot take it."""
         ...
 
 
@@ -24,8 +24,8 @@ class CeleryTaskSender:
     def __init__(self, celery: Celery) -> None:
         self.celery = celery
 
-    def send_animate(self, job_id: str) -> None:
-        self.celery.send_task(ANIMATE_TASK, args=[job_id], queue=GPU_QUEUE)
+    def send_animate(self, job_id: str, *, queue: str = GPU_QUEUE) -> None:
+        self.celery.send_task(ANIMATE_TASK, args=[job_id], queue=queue)
 
 
 def create_task_sender(settings: Settings) -> CeleryTaskSender:

@@ -21,6 +21,7 @@ from core.errors import (
 from core.fetch import parse_allowed_networks, vet_url
 from core.jobs.idempotency import IdempotencyRecords
 from core.jobs.params import JobParams, with_seed
+from core.jobs.queue import parse_queue_routes, queue_for
 from core.jobs.records import Job, JobError, JobStatus, utc_now
 from core.jobs.store import JobStore
 from core.jobs.transitions import InvalidTransitionError
@@ -69,9 +70,13 @@ def _webhook_url_problem(url: str, settings: Settings) -> str | None:
     return None
 
 
-def new_job(body: JobCreate, owner: str, *, max_timeout_s: int) -> Job:
-    """A queued job with an unguessable id, its seed and deadline resolved, so the caller sees both."""
+def new_job(body: JobCreate, owner: str, *, max_timeout_s: int, queue_routes: str = "") -> Job:
+    """A queued job with an unguessable id, its seed and deadline resolved, so the caller sees both.
+
+    The job's GPU-class queue follows its resolution (``queue_routes``, see core.jobs.queue).
+    """
     created_at = utc_now()
+    params = with_seed(body.params or JobParams())
     return Job(
         id=uuid4().hex,
         owner=owner,
@@ -79,7 +84,8 @@ def new_job(body: JobCreate, owner: str, *, max_timeout_s: int) -> Job:
         deadline_at=created_at + timedelta(seconds=body.timeout_s or max_timeout_s),
         image_url=body.image_url,
         video_url=body.video_url,
-        params=with_seed(body.params or JobParams()),
+        params=params,
+        queue=queue_for(params.resolution, parse_queue_routes(queue_routes)),
         metadata=body.metadata,
         webhook_url=body.webhook_url,
         webhook_events=list(body.webhook_events),
@@ -90,7 +96,7 @@ def submit_job(store: JobStore, sender: TaskSender, job: Job, *, max_queued: int
     """Store ``job`` and enqueue it; on a broker failure, fail the job and raise QueueUnavailableError."""
     store.create(job, max_queued_per_owner=max_queued)
     try:
-        sender.send_animate(job.id)
+        sender.send_animate(job.id, queue=job.queue)
     except Exception as exc:  # any broker failure: the job must not wait for a message that never left
         logger.exception("job %s: could not enqueue", job.id)
         try:
@@ -118,7 +124,7 @@ def create_job(
     """Create and enqueue a job for ``owner``; with ``idempotency_key``, a repeat returns the first job."""
     check_against_settings(body, settings)
     max_queued = settings.max_queued_jobs_per_key
-    job = new_job(body, owner, max_timeout_s=settings.max_job_timeout_s)
+    job = new_job(body, owner, max_timeout_s=settings.max_job_timeout_s, queue_routes=settings.queue_routes)
     if idempotency_key is None:
         return submit_job(store, sender, job, max_queued=max_queued)
     records = IdempotencyRecords(store)

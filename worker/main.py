@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from core.errors import ConfigurationError
-from core.jobs.queue import ANIMATE_TASK, GPU_QUEUE
+from core.jobs.queue import ANIMATE_TASK
 from core.jobs.records import utc_now
 from core.log_format import bind_log_context
 from core.settings import Settings
@@ -59,7 +59,7 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
     )  # fmt: skip
     reaper = Reaper(
         loaded.store,
-        lambda job_id: app.send_task(ANIMATE_TASK, args=[job_id], queue=GPU_QUEUE),
+        lambda job_id, queue: app.send_task(ANIMATE_TASK, args=[job_id], queue=queue),
         max_attempts=settings.max_job_attempts,
         interval_s=settings.reaper_interval_s,
     )

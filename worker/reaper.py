@@ -16,8 +16,11 @@ from core.jobs.store import JobStore
 logger = logging.getLogger(__name__)
 
 
-def reap_once(store: JobStore, send_task: Callable[[str], None], *, max_attempts: int) -> list[str]:
-    """One pass over the running jobs; returns the ids handed back to the queue."""
+def reap_once(store: JobStore, send_task: Callable[[str, str], None], *, max_attempts: int) -> list[str]:
+    """One pass over the running jobs; returns the ids handed back to the queue.
+
+    ``send_task(job_id, queue)`` re-sends a job to its own GPU-class queue.
+    """
     requeued = []
     for job_id in store.running_ids():
         if store.is_held(job_id):
@@ -27,7 +30,7 @@ def reap_once(store: JobStore, send_task: Callable[[str], None], *, max_attempts
             continue
         if job.status is JobStatus.queued:
             logger.warning("job %s: its worker was lost; queued again (attempt %d next)", job_id, job.attempts + 1)
-            send_task(job_id)
+            send_task(job_id, job.queue)
             requeued.append(job_id)
         else:
             logger.error("job %s: its worker was lost %d times; failed", job_id, job.attempts)
@@ -38,7 +41,7 @@ class Reaper:
     """Runs ``reap_once`` in a daemon thread until stopped."""
 
     def __init__(
-        self, store: JobStore, send_task: Callable[[str], None], *, max_attempts: int, interval_s: float
+        self, store: JobStore, send_task: Callable[[str, str], None], *, max_attempts: int, interval_s: float
     ) -> None:
         self.store, self.send_task = store, send_task
         self.max_attempts, self.interval_s = max_attempts, interval_s

@@ -14,6 +14,30 @@ LEASE_S = 60  # a running job's lease; the worker renews it every LEASE_S / 4
 HEARTBEAT_TTL_S = 30  # a worker that has not written its heartbeat for this long is gone
 
 
+def parse_queue_routes(value: str) -> list[tuple[int, str]]:
+    """``"0=gpu,768=gpu-80gb"`` -> [(0, "gpu"), (768, "gpu-80gb")], sorted by minimum resolution.
+
+    Raises:
+        ValueError: a pair is not ``MIN_RESOLUTION=QUEUE`` with a non-negative integer and a name.
+    """
+    routes = []
+    for pair in filter(None, (part.strip() for part in value.split(","))):
+        threshold, sep, queue = pair.partition("=")
+        if not sep or not threshold.strip().isdigit() or not queue.strip() or queue.strip() == WEBHOOK_QUEUE:
+            raise ValueError(f"queue route {pair!r} is not MIN_RESOLUTION=QUEUE (e.g. 768=gpu-80gb)")
+        routes.append((int(threshold), queue.strip()))
+    return sorted(routes)
+
+
+def queue_for(resolution: int, routes: list[tuple[int, str]]) -> str:
+    """The GPU-class queue of a job: the route with the highest minimum resolution it reaches."""
+    queue = GPU_QUEUE
+    for threshold, name in routes:
+        if resolution >= threshold:
+            queue = name
+    return queue
+
+
 def celery_config(redis_url: str, *, visibility_timeout_s: int = 6 * 3600) -> dict[str, Any]:
     """Settings for a GPU job queue: one job per process, acknowledged only when it is done."""
     return {

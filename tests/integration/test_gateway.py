@@ -37,13 +37,15 @@ BODY = {"image_url": "https://example.com/person.png", "video_url": "https://exa
 class RecordingSender:
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.queues: list[str] = []
 
-    def send_animate(self, job_id: str) -> None:
+    def send_animate(self, job_id: str, *, queue: str = "gpu") -> None:
         self.sent.append(job_id)
+        self.queues.append(queue)
 
 
 class BrokenSender:
-    def send_animate(self, job_id: str) -> None:
+    def send_animate(self, job_id: str, *, queue: str = "gpu") -> None:
         raise ConnectionError("broker down")
 
 
@@ -90,6 +92,17 @@ def _succeed(store: JobStore, storage: LocalStorage, job_id: str, tmp_path: Path
 
 
 # POST /jobs and GET /jobs/{id}
+def test_post_job_routes_by_resolution_to_the_gpu_class_queue(
+    gateway_settings: Settings, store: JobStore, sender: RecordingSender
+) -> None:
+    settings = gateway_settings.model_copy(update={"queue_routes": "0=gpu-24gb,768=gpu-80gb"})
+    client = TestClient(create_app(settings, store=store, task_sender=sender))
+    small = _submit(client, params={"resolution": 576})
+    large = _submit(client, params={"resolution": 1024})
+    assert sender.queues == ["gpu-24gb", "gpu-80gb"]
+    assert store.get(large["id"]).queue == "gpu-80gb" and store.get(small["id"]).queue == "gpu-24gb"
+
+
 def test_post_job_answers_202_with_location_seed_and_queue_position(
     client: TestClient, sender: RecordingSender
 ) -> None:
@@ -484,6 +497,9 @@ def test_celery_sender_puts_the_job_id_on_the_gpu_queue_and_fails_fast_without_b
     (raw,) = redis.Redis.from_url(redis_url).lrange(GPU_QUEUE, 0, -1)
     message = json.loads(raw)
     assert message["headers"]["task"] == ANIMATE_TASK and message["headers"]["argsrepr"] == "['0123abcd']"
+    create_task_sender(Settings(redis_url=redis_url)).send_animate("4567cdef", queue="gpu-80gb")
+    (raw,) = redis.Redis.from_url(redis_url).lrange("gpu-80gb", 0, -1)
+    assert json.loads(raw)["headers"]["argsrepr"] == "['4567cdef']"
     dead = create_task_sender(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     with pytest.raises(OperationalError):
         dead.send_animate("0123abcd")

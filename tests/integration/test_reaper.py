@@ -34,9 +34,9 @@ def test_reap_requeues_a_job_whose_lease_lapsed_and_sends_it_again(store: JobSto
     )
     job = running_job(store)
     lose_worker(store, job.id)
-    sent: list[str] = []
-    assert reap_once(store, sent.append, max_attempts=3) == [job.id]
-    assert sent == [job.id]
+    sent: list[tuple[str, str]] = []
+    assert reap_once(store, lambda job_id, queue: sent.append((job_id, queue)), max_attempts=3) == [job.id]
+    assert sent == [(job.id, "gpu")]
     requeued = store.get(job.id)
     assert (requeued.status, requeued.worker, requeued.attempts) == (JobStatus.queued, None, 1)
     assert store.queue_position(job.id) == 0 and store.queue_position(waiting.id) == 1
@@ -47,7 +47,7 @@ def test_reap_requeues_a_job_whose_lease_lapsed_and_sends_it_again(store: JobSto
 def test_reap_leaves_jobs_with_a_live_lease(store: JobStore) -> None:
     job = running_job(store)
     sent: list[str] = []
-    assert reap_once(store, sent.append, max_attempts=3) == []
+    assert reap_once(store, lambda job_id, _: sent.append(job_id), max_attempts=3) == []
     assert sent == [] and store.get(job.id).status is JobStatus.running
 
 
@@ -55,11 +55,11 @@ def test_reap_fails_a_job_that_lost_its_worker_too_often(store: JobStore) -> Non
     job = running_job(store)
     for worker in ("w2", "w3"):
         lose_worker(store, job.id)
-        reap_once(store, lambda _: None, max_attempts=3)
+        reap_once(store, lambda *_: None, max_attempts=3)
         assert store.claim(job.id, worker, lease_s=30) is not None
     lose_worker(store, job.id)
     sent: list[str] = []
-    assert reap_once(store, sent.append, max_attempts=3) == []
+    assert reap_once(store, lambda job_id, _: sent.append(job_id), max_attempts=3) == []
     failed = store.get(job.id)
     assert failed.status is JobStatus.failed and failed.error is not None
     assert failed.error.code == "worker_lost" and failed.attempts == 3
@@ -70,6 +70,20 @@ def test_two_reapers_hand_a_job_back_once(store: JobStore) -> None:
     job = running_job(store)
     lose_worker(store, job.id)
     sent: list[str] = []
-    first = reap_once(store, sent.append, max_attempts=3)
-    second = reap_once(JobStore(store.redis), sent.append, max_attempts=3)
+    first = reap_once(store, lambda job_id, _: sent.append(job_id), max_attempts=3)
+    second = reap_once(JobStore(store.redis), lambda job_id, _: sent.append(job_id), max_attempts=3)
     assert first + second == [job.id] and sent == [job.id]
+
+
+def test_reap_resends_to_the_jobs_own_queue(store: JobStore) -> None:
+    job = store.create(
+        Job(
+            id="big", owner="o", image_url="http://x/i", video_url="http://x/v", params=JobParams(seed=1),
+            queue="gpu-80gb",
+        )
+    )
+    store.claim(job.id, "w1", lease_s=30)
+    lose_worker(store, job.id)
+    sent: list[tuple[str, str]] = []
+    reap_once(store, lambda job_id, queue: sent.append((job_id, queue)), max_attempts=3)
+    assert sent == [("big", "gpu-80gb")]

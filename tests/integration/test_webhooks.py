@@ -184,7 +184,7 @@ def test_canceling_a_queued_job_sends_job_canceled_and_the_job_never_starts(
     webhook_worker_running: None,
 ) -> None:  # fmt: skip
     class Sender:
-        def send_animate(self, job_id: str) -> None:
+        def send_animate(self, job_id: str, *, queue: str = "gpu") -> None:
             pass
 
     client = TestClient(create_app(hook_settings, store=store, task_sender=Sender()))
