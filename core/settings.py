@@ -20,7 +20,8 @@ DType = Literal["auto", "float32", "float16", "bfloat16"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MIMICMOTION_", extra="ignore")
+    # hide_input_in_errors: a rejected secret must not be echoed into logs by the validation error.
+    model_config = SettingsConfigDict(env_prefix="MIMICMOTION_", extra="ignore", hide_input_in_errors=True)
 
     model_dir: Path | None = Field(
         default=None,

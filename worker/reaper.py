@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from core.jobs.deliveries import Deliveries
 from core.jobs.records import JobStatus
 from core.jobs.store import JobStore
 
@@ -34,6 +35,7 @@ def reap_once(store: JobStore, send_task: Callable[[str, str], None], *, max_att
             requeued.append(job_id)
         else:
             logger.error("job %s: its worker was lost %d times; failed", job_id, job.attempts)
+            Deliveries(store).record_status_event(job)  # job.failed, if the job asked for it
     return requeued
 
 

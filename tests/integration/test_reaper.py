@@ -87,3 +87,18 @@ def test_reap_resends_to_the_jobs_own_queue(store: JobStore) -> None:
     sent: list[tuple[str, str]] = []
     reap_once(store, lambda job_id, queue: sent.append((job_id, queue)), max_attempts=3)
     assert sent == [("big", "gpu-80gb")]
+
+
+def test_reap_records_job_failed_for_a_job_that_asked_for_it(store: JobStore) -> None:
+    from core.jobs.deliveries import Deliveries
+
+    job = store.create(
+        Job(
+            id="hooked", owner="o", image_url="http://x/i", video_url="http://x/v", params=JobParams(seed=1),
+            webhook_url="http://hooks.example/in", webhook_events=["job.failed"],
+        )
+    )
+    store.claim(job.id, "w1", lease_s=30)
+    lose_worker(store, job.id)
+    reap_once(store, lambda *_: None, max_attempts=1)
+    assert [delivery.type for delivery in Deliveries(store).for_job(job.id)] == ["job.failed"]

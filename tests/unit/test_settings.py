@@ -28,3 +28,10 @@ def test_every_setting_has_a_description_and_a_readme_row() -> None:
     for name, field in Settings.model_fields.items():
         assert field.description, name
         assert f"| `MIMICMOTION_{name.upper()}` |" in readme, f"README lacks a row for {name}"
+
+
+def test_settings_errors_do_not_echo_rejected_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIMICMOTION_WEBHOOK_SECRET", "not-a-whsec-but-secret-material")
+    with pytest.raises(ValueError) as info:
+        Settings()
+    assert "secret-material" not in str(info.value)
