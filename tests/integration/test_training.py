@@ -7,6 +7,8 @@ import dataclasses
 import importlib.util
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -271,3 +273,21 @@ def test_8bit_adam_without_bitsandbytes_is_a_clear_error(
     args = ["train", "--data", str(data_dir), "--model-dir", str(tiny_model_dir), "--out", str(tmp_path / "o")]
     assert main([*args, *TRAIN_FLAGS, "--use-8bit-adam", "--max-steps", "1"]) == 2
     assert "bitsandbytes" in capsys.readouterr().err
+
+
+def test_torchrun_trains_on_two_processes_with_gloo(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cli.main",
+        "train", "--data", str(data_dir), "--model-dir", str(tiny_model_dir), "--out", str(out), *TRAIN_FLAGS,
+        "--max-steps", "2",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(_losses(out)) == [1, 2]  # one line per step, written by rank 0 only
+    trained = torch.load(out / CHECKPOINT_FILE, weights_only=True)
+    original = torch.load(tiny_model_dir / CHECKPOINT_FILE, weights_only=True)
+    assert list(trained) == list(original)
+    assert not all(torch.equal(trained[key], original[key]) for key in original)
