@@ -6,7 +6,9 @@ broke, a fetch of 10.0.0.1 or 169.254.169.254 would raise here instead of leavin
 host names (``*.example.test``) resolve from a fixed table; any other name does not resolve at all.
 """
 
+import faulthandler
 import ipaddress
+import signal
 import socket
 import sys
 from typing import Any
@@ -89,6 +91,7 @@ def install_guard() -> None:
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR2)  # `kill -USR2 PID` dumps every thread's stack into the log
     install_guard()
     from cli.main import main
 

@@ -1,0 +1,249 @@
+"""Faults on a real stack: a worker killed mid-job, Redis restarted, S3 down during upload, SIGTERM.
+
+Every process is real (redis-server, moto's S3 server, the gateway and workers as subprocesses under the
+loopback-only guard); inputs come from a loopback file server. Leases are short (lease_s=2) so the reaper
+acts within seconds; production keeps 60 s.
+"""
+
+import signal
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+from core.jobs.store import JobStore
+from tests.support.file_server import file_server
+from tests.support.media import moving_person_frames, person_image, write_image, write_video
+from tests.support.processes import wait_for
+from tests.support.redis_server import free_port, redis_server
+from tests.support.service_stack import Stack, stack_env, start_stack, wait_for_terminal
+
+pytestmark = pytest.mark.e2e
+
+AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+BUCKET = "faults"
+QUICK = {"resolution": 128, "num_inference_steps": 1, "tile_size": 2, "tile_overlap": 1, "sample_stride": 1,
+         "fps": 8, "guidance_scale": 1.0}  # fmt: skip
+# Long enough to be caught mid-denoising: many steps of the tiny model.
+SLOW = {**QUICK, "num_inference_steps": 60}
+FAST_REAPER = {"lease_s": 2, "reaper_interval_s": 0.5, "fetch_allowed_networks": "127.0.0.0/8"}
+
+
+@pytest.fixture(scope="module")
+def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("fault-inputs")
+    write_image(directory / "person.png", person_image(200, 150, seed=1))
+    write_video(directory / "drive.mp4", moving_person_frames(3, 96, 128, seed=2), fps=24)
+    with file_server(directory) as url:
+        yield url
+
+
+def submit(client: httpx.Client, inputs_url: str, params: dict[str, Any], seed: int) -> str:
+    body = {"image_url": f"{inputs_url}/person.png", "video_url": f"{inputs_url}/drive.mp4",
+            "params": {**params, "seed": seed}}  # fmt: skip
+    response = client.post("/jobs", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def denoising(store: JobStore, job_id: str) -> bool:
+    job = store.get(job_id)
+    return job.progress is not None and job.progress.stage.value == "denoising" and job.progress.step >= 2
+
+
+def test_worker_killed_mid_job_is_retried_on_the_other_worker_once(
+    tmp_path: Path, tiny_model_dir: Path, inputs_url: str
+) -> None:
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server(tmp_path))
+        env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir, **FAST_REAPER)
+        services = start_stack(stack, env, tmp_path, workers=["w0", "w1"])
+        store = JobStore.from_url(redis_url)
+        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        job_id = submit(client, inputs_url, SLOW, seed=3)
+        wait_for(lambda: denoising(store, job_id), timeout_s=60, message="the job to be denoising", interval_s=0.05)
+        victim = str(store.get(job_id).worker).split("@")[0]
+        survivor = "w1" if victim == "w0" else "w0"
+
+        services.workers[victim].process.send_signal(signal.SIGKILL)
+        services.workers[victim].process.wait(timeout=10)
+        job = wait_for_terminal(client, [job_id], timeout_s=120, stack=services)[job_id]
+
+        record = store.get(job_id)
+        assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
+        assert (record.attempts, record.worker) == (2, f"{survivor}@stack")  # started twice, finished once
+        assert store.running_ids() == [] and store.queue_length() == 0  # nothing stuck, nothing left over
+        assert (tmp_path / "data").exists()
+        assert services.workers[survivor].logs(100_000).count(f"job {job_id}: succeeded") == 1
+
+
+def test_job_that_keeps_killing_workers_fails_after_max_attempts(
+    tmp_path: Path, tiny_model_dir: Path, inputs_url: str
+) -> None:
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server(tmp_path))
+        env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir,
+                        max_job_attempts=2, **FAST_REAPER)  # fmt: skip
+        services = start_stack(stack, env, tmp_path, workers=["a0"])
+        store = JobStore.from_url(redis_url)
+        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        job_id = submit(client, inputs_url, SLOW, seed=4)
+        for attempt in (1, 2):
+            wait_for(lambda n=attempt: denoising(store, job_id) and store.get(job_id).attempts == n, timeout_s=90,
+                     message=f"attempt {attempt} to be denoising", interval_s=0.05)  # fmt: skip
+            worker = services.workers.pop(f"a{attempt - 1}")
+            worker.process.send_signal(signal.SIGKILL)
+            worker.process.wait(timeout=10)
+            services.start_worker(f"a{attempt}")  # its reaper hands the job back (or fails it)
+
+        job = wait_for_terminal(client, [job_id], timeout_s=60, stack=services)[job_id]
+
+        assert (job["status"], job["error"]["code"]) == ("failed", "worker_lost"), job
+        assert "stopped responding 2 times" in job["error"]["message"]
+        assert store.running_ids() == []
+
+
+def test_redis_restart_answers_503_then_recovers_and_loses_no_accepted_job(
+    tmp_path: Path, tiny_model_dir: Path, inputs_url: str
+) -> None:
+    port = free_port()
+    with ExitStack() as stack:
+        first_redis = ExitStack()
+        redis_url = first_redis.enter_context(redis_server(tmp_path, port=port, appendonly=True))
+        env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir, **FAST_REAPER)
+        services = start_stack(stack, env, tmp_path, workers=["r0"])
+        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=30))
+        store = JobStore.from_url(redis_url)
+        job_ids = [submit(client, inputs_url, {**QUICK, "num_inference_steps": 8}, seed=seed) for seed in range(6)]
+        wait_for(lambda: denoising(store, job_ids[1]), timeout_s=60, message="the second job to be denoising",
+                 interval_s=0.05)  # fmt: skip
+
+        # redis-server stops (SIGTERM: the AOF is flushed) with one job running and four queued, and stays
+        # down until the worker's consumer has failed to reconnect at least once.
+        first_redis.close()
+        down = client.get(f"/jobs/{job_ids[-1]}")
+        refused = client.post("/jobs", json={"image_url": f"{inputs_url}/person.png",
+                                             "video_url": f"{inputs_url}/drive.mp4"})  # fmt: skip
+        wait_for(lambda: "Cannot connect to redis" in services.workers["r0"].logs(100_000), timeout_s=30,
+                 message="the worker to notice Redis is gone", interval_s=0.1)  # fmt: skip
+        assert (down.status_code, down.json()["error"]["code"]) == (503, "store_unavailable"), down.text
+        assert (refused.status_code, refused.json()["error"]["code"]) == (503, "store_unavailable"), refused.text
+        assert services.gateway.is_running() and services.workers["r0"].is_running()
+
+        stack.enter_context(redis_server(tmp_path, port=port, appendonly=True))  # same port, same AOF
+        wait_for(lambda: client.get(f"/jobs/{job_ids[-1]}").status_code == 200, timeout_s=30,
+                 message="the gateway to reach Redis again", interval_s=0.2)  # fmt: skip
+        job_ids.append(submit(client, inputs_url, QUICK, seed=99))  # accepted after the restart
+        # A worker started after the restart as well: in about one run in five the first worker's Celery
+        # consumer freezes after "Couldn't ack" (celery/celery#8030, #10302; see RELIABILITY.md), and
+        # what must hold is that no accepted job is lost, whichever worker runs it.
+        services.start_worker("r1")
+        jobs = wait_for_terminal(client, job_ids, timeout_s=180, stack=services)
+
+        assert [jobs[job_id]["status"] for job_id in job_ids] == ["succeeded"] * 7, f"{jobs}\n{services.logs()}"
+        assert store.running_ids() == []
+        assert store.get(job_ids[0]).attempts == 1
+        services.workers.pop("r0").process.kill()  # a frozen consumer also ignores SIGTERM (RELIABILITY.md)
+
+
+class RestartableS3:
+    """moto's S3 server on a fixed loopback port that can be stopped (connections refused) and started again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server: ThreadedMotoServer | None = None
+
+    def start(self) -> None:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        assert self.server is not None and self.server._server is not None
+        self.server.stop()
+        self.server._server.server_close()  # stop() leaves the socket listening; close it so connects fail
+        self.server = None
+
+    def client(self) -> Any:
+        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+
+
+@pytest.fixture
+def s3() -> Iterator[RestartableS3]:
+    server = RestartableS3()
+    server.start()
+    server.client().create_bucket(Bucket=BUCKET)
+    try:
+        yield server
+    finally:
+        if server.server is not None:
+            server.stop()
+
+
+def s3_stack(stack: ExitStack, tmp_path: Path, tiny_model_dir: Path, s3: RestartableS3) -> tuple[Stack, str]:
+    redis_url = stack.enter_context(redis_server(tmp_path))
+    env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir,
+                    s3_endpoint_url=s3.url, s3_bucket=BUCKET, upload_attempts=3, upload_backoff_s=1.0,
+                    **FAST_REAPER)  # fmt: skip
+    return start_stack(stack, {**env, **AWS}, tmp_path, workers=["s0"]), redis_url
+
+
+def test_s3_down_during_upload_fails_cleanly_after_retries(
+    tmp_path: Path, tiny_model_dir: Path, inputs_url: str, s3: RestartableS3
+) -> None:
+    with ExitStack() as stack:
+        services, _ = s3_stack(stack, tmp_path, tiny_model_dir, s3)
+        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        s3.stop()
+        job_id = submit(client, inputs_url, QUICK, seed=5)
+        job = wait_for_terminal(client, [job_id], timeout_s=120, stack=services)[job_id]
+        s3.start()
+
+        assert (job["status"], job["error"]["code"]) == ("failed", "storage_error"), job
+        assert "failed after 3 tries" in job["error"]["message"], job["error"]["message"]
+        assert job["output"] is None
+        assert s3.client().list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0  # no partial result left
+        assert services.workers["s0"].logs(100_000).count("failed (try") == 2  # tries 1 and 2 waited, 3 gave up
+
+
+def test_s3_back_during_the_backoff_stores_both_files(
+    tmp_path: Path, tiny_model_dir: Path, inputs_url: str, s3: RestartableS3
+) -> None:
+    with ExitStack() as stack:
+        services, _ = s3_stack(stack, tmp_path, tiny_model_dir, s3)
+        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        s3.stop()
+        job_id = submit(client, inputs_url, QUICK, seed=6)
+        wait_for(lambda: "failed (try 1 of 3)" in services.workers["s0"].logs(100_000), timeout_s=90,
+                 message="the first upload try to fail", interval_s=0.05)  # fmt: skip
+        s3.start()
+        job = wait_for_terminal(client, [job_id], timeout_s=60, stack=services)[job_id]
+
+        assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
+        keys = sorted(item["Key"] for item in s3.client().list_objects_v2(Bucket=BUCKET)["Contents"])
+        assert keys == [f"jobs/{job_id}/output.mp4", f"jobs/{job_id}/pose.mp4"]
+
+
+def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
+    tmp_path: Path, tiny_model_dir: Path, inputs_url: str
+) -> None:
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server(tmp_path))
+        env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir, **FAST_REAPER)
+        services = start_stack(stack, env, tmp_path, workers=["t0"])
+        store = JobStore.from_url(redis_url)
+        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        job_id = submit(client, inputs_url, SLOW, seed=7)
+        wait_for(lambda: denoising(store, job_id), timeout_s=60, message="the job to be denoising", interval_s=0.05)
+
+        exit_code = services.workers["t0"].stop(signal.SIGTERM, timeout_s=120)
+
+        job = store.get(job_id)
+        assert exit_code == 0, services.logs()
+        assert (job.status.value, job.attempts) == ("succeeded", 1), services.logs()
