@@ -1,7 +1,7 @@
 """Command-line flags generated from JobParams, so the CLI and the API share names, defaults and ranges."""
 
 import argparse
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -14,13 +14,16 @@ def add_job_param_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] |
         if only is not None and name not in only:
             continue
         annotation = field.annotation
-        flag_type = float if annotation is float else int
         default = field.default
         shown = "random" if default is None else default
+        # A Literal field (sigma_schedule) is a string flag limited to its values.
+        choices = get_args(annotation) if get_origin(annotation) is Literal else None
+        flag_type = str if choices else float if annotation is float else int
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
             type=flag_type,
+            choices=choices,
             default=None,
             help=f"{field.description} (default: {shown})",
         )

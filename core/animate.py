@@ -14,10 +14,11 @@ from core.errors import ConfigurationError
 from core.jobs.params import JobParams, with_seed
 from core.models.files import ModelFiles
 from core.models.loading import load_models, resolve_device, resolve_dtype
+from core.pipeline.performance import PerformanceOptions
 from core.pipeline.pipeline import MimicMotionPipeline, OnStep
 from core.pose.extract import extract_pose_frames
 from core.pose.wholebody import WholebodyEstimator
-from core.video.frames import prepare_reference_image
+from core.video.frames import prepare_reference_image, target_size
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,18 @@ class Animation:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
-def load_animator(files: ModelFiles, *, device: str = "auto", dtype: str = "auto") -> Animator:
+@dataclass
+class PosedInputs:
+    """A job's inputs ready for the pipeline: the first half of ``animate``, which may run ahead."""
+
+    reference_image: np.ndarray  # (H, W, 3) uint8, resized and cropped to the job's resolution
+    pose_frames: np.ndarray  # (N + 1, H, W, 3) uint8, the reference image's own pose first
+    pose_s: float  # seconds the pose stage took
+
+
+def load_animator(
+    files: ModelFiles, *, device: str = "auto", dtype: str = "auto", options: PerformanceOptions | None = None
+) -> Animator:
     """Load the pose estimator and the generation models onto one device."""
     try:
         torch_device = resolve_device(device)
@@ -50,7 +62,7 @@ def load_animator(files: ModelFiles, *, device: str = "auto", dtype: str = "auto
     started = time.perf_counter()
     # DWPose follows the torch device, so one process uses one GPU for everything.
     estimator = WholebodyEstimator.from_model_files(files, device=torch_device.type)
-    pipeline = MimicMotionPipeline(load_models(files, torch_device, torch_dtype))
+    pipeline = MimicMotionPipeline(load_models(files, torch_device, torch_dtype), options)
     logger.info(
         "models loaded from %s on %s in %s in %.1f s", files.root, torch_device, torch_dtype,
         time.perf_counter() - started,
@@ -67,6 +79,7 @@ def animate(
     decode_chunk_size: int = 8,
     tile_batch_size: int | None = None,
     on_step: OnStep | None = None,
+    posed: PosedInputs | None = None,
 ) -> Animation:
     """Animate the person in ``image`` along the motion of ``driving_frames``.
 
@@ -74,20 +87,20 @@ def animate(
         image: (H0, W0, 3) uint8 RGB reference photo, any size; resized and cropped here (reference §4.0).
         driving_frames: (N, h, w, 3) uint8 RGB, already sampled with ``params.sample_stride``.
         on_step: called after each denoising step; may raise ``JobCanceledError``.
+        posed: ``prepare_poses(image, driving_frames, params, ...)`` computed ahead (the worker's
+            prefetch); None computes it here.
 
     Raises:
         NoPersonError: no person in the reference image or the driving frames.
     """
     params = with_seed(params)
     assert params.seed is not None
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    reference_image = prepare_reference_image(image, params.resolution)
-    pose_frames = extract_pose_frames(reference_image, driving_frames, animator.estimator)
-    timings["pose"] = time.perf_counter() - started
+    if posed is None:
+        posed = prepare_poses(image, driving_frames, params, animator.estimator)
+    timings = {"pose": posed.pose_s}
     output = animator.pipeline(
-        reference_image,
-        pose_frames,
+        posed.reference_image,
+        posed.pose_frames,
         seed=params.seed,
         num_inference_steps=params.num_inference_steps,
         guidance_scale=params.guidance_scale,
@@ -96,7 +109,39 @@ def animate(
         tile_overlap=params.tile_overlap,
         decode_chunk_size=decode_chunk_size,
         tile_batch_size=tile_batch_size,
+        sigma_schedule=params.sigma_schedule,
         on_step=on_step,
     )
     timings.update(output.timings)
-    return Animation(frames=output.frames, pose_frames=pose_frames, params=params, timings=timings)
+    return Animation(frames=output.frames, pose_frames=posed.pose_frames, params=params, timings=timings)
+
+
+def prepare_poses(
+    image: np.ndarray, driving_frames: np.ndarray, params: JobParams, estimator: WholebodyEstimator
+) -> PosedInputs:
+    """Resize and crop the reference image, then extract, align and draw the poses (reference §4.0).
+
+    Raises:
+        NoPersonError: no person in the reference image or the driving frames.
+    """
+    started = time.perf_counter()
+    reference_image = prepare_reference_image(image, params.resolution)
+    pose_frames = extract_pose_frames(reference_image, driving_frames, estimator)
+    return PosedInputs(reference_image, pose_frames, time.perf_counter() - started)
+
+
+def warm_up(animator: Animator, params: JobParams) -> float:
+    """Run the pipeline once on blank inputs at ``params``' size (one tile, one step); returns seconds.
+
+    With ``compile_unet`` the worker calls this at start, so the first job finds the kernels compiled.
+    Portrait 9:16, the shape most jobs have; other shapes compile on first use.
+    """
+    started = time.perf_counter()
+    height, width = target_size(16, 9, params.resolution)
+    blank = np.zeros((height, width, 3), dtype=np.uint8)
+    pose_frames = np.zeros((params.tile_size, height, width, 3), np.uint8)
+    animator.pipeline(
+        blank, pose_frames, seed=0, num_inference_steps=1, guidance_scale=params.guidance_scale,
+        tile_size=params.tile_size, tile_overlap=params.tile_overlap, decode_chunk_size=1,
+    )  # fmt: skip
+    return time.perf_counter() - started

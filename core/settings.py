@@ -35,6 +35,36 @@ class Settings(BaseSettings):
     decode_chunk_size: int = Field(
         default=8, ge=1, description="Frames per VAE decode call (the original uses 8)."
     )
+    tf32: bool = Field(
+        default=True, description="On CUDA, float32 matmuls and convolutions use TF32 tensor cores."
+    )
+    channels_last: bool = Field(
+        default=False, description="UNet and PoseNet convolution weights in channels-last layout (CUDA speed)."
+    )
+    compile_unet: bool = Field(
+        default=False,
+        description="torch.compile the UNet's blocks; the worker compiles at start (minutes; kernels are cached "
+        "on disk) with a warm-up run at the default job size.",
+    )
+    cfg_mode: Literal["batched", "sequential"] = Field(
+        default="batched",
+        description="Guidance branches in one UNet call (batched), or one call each (sequential: less GPU memory, "
+        "for 16-24 GB cards).",
+    )
+    vae_device: Literal["same", "cpu"] = Field(
+        default="same",
+        description="Where the VAE runs: same (the model device) or cpu (float32; saves GPU memory, decodes slower).",
+    )
+    tile_devices: str = Field(
+        default="",
+        description="Extra devices for one job's tiles, comma-separated (e.g. cuda:1,cuda:2): each holds a UNet "
+        "copy and runs its share of every step; predictions are fused on the main device. Empty: one device.",
+    )
+    prefetch: bool = Field(
+        default=True,
+        description="While a job denoises, the worker fetches, decodes and pose-extracts the next queued job's "
+        "inputs, so the GPU does not wait for them.",
+    )
     data_dir: Path = Field(
         default=Path("./.mimicmotion"),
         description="Local storage and scratch space for the embedded default stack.",

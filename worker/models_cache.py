@@ -7,13 +7,16 @@ starts, never at import time; tasks then read the loaded state through ``worker_
 import logging
 from dataclasses import dataclass
 
-from core.animate import Animator, load_animator
+from core.animate import Animator, load_animator, warm_up
 from core.errors import ModelFilesError
+from core.jobs.params import JobParams
 from core.jobs.run import RunDeps
 from core.jobs.store import JobStore
 from core.models.files import ModelFiles, resolve_model_files
+from core.pipeline.performance import PerformanceOptions
 from core.settings import Settings
 from core.storage import Storage, create_storage
+from worker.shutdown import GracefulStop
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +29,7 @@ class Loaded:
     animator: Animator
     store: JobStore
     storage: Storage
+    stop: GracefulStop
 
 
 _loaded: Loaded | None = None
@@ -43,9 +47,23 @@ def load(settings: Settings, name: str) -> Loaded:
     files = resolve_model_files(settings.model_dir)
     if files.is_tiny:
         logger.warning("worker %s: TINY MODEL (random weights) from %s: outputs are noise", name, files.root)
-    animator = load_animator(files, device=settings.device, dtype=settings.dtype)
-    _loaded = Loaded(settings, name, files, animator, JobStore.from_url(settings.redis_url), create_storage(settings))
+    animator = load_animator(files, device=settings.device, dtype=settings.dtype, options=performance_options(settings))
+    if settings.compile_unet:
+        logger.info("worker %s: compiling the UNet (warm-up at the default job size)", name)
+        logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
+    _loaded = Loaded(
+        settings, name, files, animator, JobStore.from_url(settings.redis_url), create_storage(settings),
+        GracefulStop(settings.shutdown_grace_s),
+    )  # fmt: skip
     return _loaded
+
+
+def performance_options(settings: Settings) -> PerformanceOptions:
+    return PerformanceOptions(
+        tf32=settings.tf32, channels_last=settings.channels_last, compile_unet=settings.compile_unet,
+        cfg_mode=settings.cfg_mode, vae_device=settings.vae_device,
+        tile_devices=tuple(item.strip() for item in settings.tile_devices.split(",") if item.strip()),
+    )  # fmt: skip
 
 
 def get_animator() -> Animator:
@@ -57,7 +75,7 @@ def worker_deps() -> RunDeps:
     loaded = _require()
     return RunDeps(
         store=loaded.store, storage=loaded.storage, animator=get_animator, settings=loaded.settings,
-        worker=loaded.name, lease_s=loaded.settings.lease_s,
+        worker=loaded.name, lease_s=loaded.settings.lease_s, must_stop=loaded.stop.expired,
     )  # fmt: skip
 
 

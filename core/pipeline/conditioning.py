@@ -54,8 +54,9 @@ def encode_vae_image(
     # RNG draw 1: always drawn, even at strength 0, so the next draw sees the original's generator state.
     noise = torch.randn(pixels.shape, generator=generator, dtype=torch.float32)
     pixels = pixels + noise_aug_strength * noise
-    latent = models.vae.encode(pixels.to(models.device, models.dtype)).latent_dist.mode()
-    return latent.to(models.dtype)
+    # The VAE may live on the CPU in float32 (PerformanceOptions.vae_device); the latent joins the UNet.
+    latent = models.vae.encode(pixels.to(models.vae.device, models.vae.dtype)).latent_dist.mode()
+    return latent.to(models.device, models.dtype)
 
 
 def added_time_ids(models: MimicMotionModels, noise_aug_strength: float) -> torch.Tensor:

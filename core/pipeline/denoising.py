@@ -4,11 +4,16 @@ Shapes: N' latent frames (reference frame 0 included), T frames per tile, k tile
 4 latent channels, C = PoseNet channels, h, w latent size, D = CLIP width. Reference §4.1 step 12, §5.
 """
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 
 from core.models.unet import PoseConditionedUNet
+
+CfgMode = Literal["batched", "sequential"]
 
 # Rough UNet activation memory per frame of one batch row at the SVD-xt size (72x128 latent, 16-bit):
 # the original runs 72-frame batch-1 calls in about 10 GiB including 3 GiB of weights (reference §10).
@@ -27,6 +32,21 @@ class TileConditioning:
     pose_latents: torch.Tensor  # (N', C, h, w) PoseNet output per frame, computed once per job
     do_classifier_free_guidance: bool
 
+    def to(self, device: torch.device) -> "TileConditioning":
+        """A copy on ``device``, made once per job for each extra tile device."""
+        return replace(
+            self, image_embeddings=self.image_embeddings.to(device), image_latents=self.image_latents.to(device),
+            added_time_ids=self.added_time_ids.to(device), pose_latents=self.pose_latents.to(device),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TileModel:
+    """A UNet replica and the job's conditioning, both on the replica's device."""
+
+    unet: PoseConditionedUNet
+    conditioning: TileConditioning
+
 
 def predict_fused_noise(
     unet: PoseConditionedUNet,
@@ -36,12 +56,18 @@ def predict_fused_noise(
     tiles: list[list[int]],
     fusion_weights: torch.Tensor,
     tile_batch_size: int,
+    *,
+    cfg_mode: CfgMode = "batched",
+    helpers: Sequence[TileModel] = (),
 ) -> torch.Tensor:
     """Run the UNet on every tile and fuse: per frame, sum of w_p * prediction over tiles / sum of w_p.
 
     Args:
         latent_model_input: (1, N', 4, h, w) scaled noisy latents.
         fusion_weights: (T,) in the accumulation dtype (the original's fp16 in a float16 run).
+        cfg_mode: "batched" runs both guidance rows in one call; "sequential" one call per row (less memory).
+        helpers: UNet replicas on other devices; tile groups are dealt round-robin over the main UNet
+            and these, and their predictions come back to the main device for fusion.
     Returns:
         (rows, N', 4, h, w) fused v-prediction in the weights' dtype; rows are [uncond, cond] with
         guidance, [cond] without.
@@ -51,14 +77,47 @@ def predict_fused_noise(
     noise_pred = latent_model_input.new_zeros((rows, *latent_model_input.shape[1:]), dtype=fusion_weights.dtype)
     counts = fusion_weights.new_zeros(num_frames)
     weights = fusion_weights[:, None, None, None]  # (T, 1, 1, 1)
-    # Tiles accumulate in the original's order, so the float sums round exactly as its sequential loop did.
-    for start in range(0, len(tiles), tile_batch_size):
-        group = tiles[start : start + tile_batch_size]
-        tile_preds = _predict_tiles(unet, latent_model_input, timestep, conditioning, group, rows)
+    groups = [tiles[start : start + tile_batch_size] for start in range(0, len(tiles), tile_batch_size)]
+    models = [TileModel(unet, conditioning), *helpers]
+    predictions = _predict_groups(models, latent_model_input, timestep, groups, rows, cfg_mode)
+    # Tiles accumulate in the original's order, so the float sums round exactly as its sequential loop
+    # did, however many devices computed them.
+    for group, tile_preds in zip(groups, predictions, strict=True):
         for position, frames in enumerate(group):
             noise_pred[:, frames] += tile_preds[:, position].to(fusion_weights.dtype) * weights
             counts[frames] += fusion_weights
     return noise_pred / counts[:, None, None, None]
+
+
+def _predict_groups(
+    models: list[TileModel],
+    latent_model_input: torch.Tensor,
+    timestep: torch.Tensor,
+    groups: list[list[list[int]]],
+    rows: int,
+    cfg_mode: CfgMode,
+) -> Iterator[torch.Tensor]:
+    """(rows, k, T, 4, h, w) per group, in group order, on the main device."""
+    if len(models) == 1:  # one device: one group at a time, so only one group's output is alive
+        unet, conditioning = models[0].unet, models[0].conditioning
+        for group in groups:
+            yield _predict_tiles(unet, latent_model_input, timestep, conditioning, group, rows, cfg_mode)
+        return
+
+    def run_share(index: int) -> list[torch.Tensor]:
+        model = models[index]
+        device = model.conditioning.image_latents.device
+        latents, t = latent_model_input.to(device), timestep.to(device)
+        share = groups[index :: len(models)]  # round-robin: devices finish together when groups are equal
+        return [_predict_tiles(model.unet, latents, t, model.conditioning, group, rows, cfg_mode) for group in share]
+
+    # One thread per device: each launches its own kernels (torch releases the GIL), so the devices
+    # run at once; the main device's share runs in the pool too.
+    with ThreadPoolExecutor(max_workers=len(models), thread_name_prefix="tile-device") as pool:
+        shares = list(pool.map(run_share, range(len(models))))
+    main_device = latent_model_input.device
+    for position in range(len(groups)):
+        yield shares[position % len(models)][position // len(models)].to(main_device)
 
 
 def _predict_tiles(
@@ -68,11 +127,13 @@ def _predict_tiles(
     conditioning: TileConditioning,
     group: list[list[int]],
     rows: int,
+    cfg_mode: CfgMode = "batched",
 ) -> torch.Tensor:
     """One UNet call for k tiles and both guidance branches: returns (rows, k, T, 4, h, w).
 
     The original made two batch-1 calls per tile, uncond with ``pose_latents=None``. Batching is exact
     per sample, and a zero pose tensor adds nothing (conv_in(x) + 0 == conv_in(x) bit for bit).
+    With ``cfg_mode="sequential"`` the two branches are two calls of k rows each.
     """
     dtype = conditioning.image_latents.dtype
     k, num_tile_frames = len(group), len(group[0])
@@ -87,7 +148,14 @@ def _predict_tiles(
         embeddings = torch.cat([torch.zeros_like(embeddings), embeddings])
         pose_latents = torch.cat([torch.zeros_like(pose_latents), pose_latents])
     added_time_ids = conditioning.added_time_ids.expand(rows * k, -1)
-    noise_pred = unet(sample, timestep, embeddings, added_time_ids, pose_latents=pose_latents, return_dict=False)[0]
+    calls = rows if cfg_mode == "sequential" else 1
+    noise_pred = torch.cat([
+        unet(sample_part, timestep, embeddings_part, time_ids_part, pose_latents=pose_part, return_dict=False)[0]
+        for sample_part, embeddings_part, time_ids_part, pose_part in zip(
+            sample.chunk(calls), embeddings.chunk(calls), added_time_ids.chunk(calls), pose_latents.chunk(calls),
+            strict=True,
+        )
+    ])  # fmt: skip
     return noise_pred.unflatten(0, (rows, k))  # (rows*k, T, 4, h, w) -> (rows, k, T, 4, h, w)
 
 

@@ -1,8 +1,9 @@
 """MimicMotionPipeline: pose-guided video generation with progressive latent fusion (reference §4, §5).
 
 Follows the original's order and random draws; faster by batching guidance branches and tiles into
-one UNet call and running PoseNet once per frame. Shapes: N' = N + 1 frames (reference frame 0
-first), T frames per tile, H, W pixels, h, w = H/8, W/8 latent, 4 latent channels.
+one UNet call and running PoseNet once per frame; ``PerformanceOptions`` add compile, memory modes
+and tiles spread over devices. Shapes: N' = N + 1 frames (reference frame 0 first), T frames per
+tile, H, W pixels, h, w = H/8, W/8 latent, 4 latent channels.
 """
 
 import logging
@@ -17,7 +18,15 @@ from diffusers.schedulers.scheduling_euler_discrete import EulerDiscreteSchedule
 
 from core.models.loading import MimicMotionModels
 from core.pipeline import conditioning
-from core.pipeline.denoising import TileConditioning, apply_guidance, auto_tile_batch_size, predict_fused_noise
+from core.pipeline.denoising import (
+    TileConditioning,
+    TileModel,
+    apply_guidance,
+    auto_tile_batch_size,
+    predict_fused_noise,
+)
+from core.pipeline.performance import PerformanceOptions, apply_performance, replicate_unet
+from core.pipeline.sigmas import SigmaSchedule, align_your_steps_sigmas
 from core.pipeline.tiling import fusion_weights, tile_indices
 
 logger = logging.getLogger(__name__)
@@ -36,8 +45,12 @@ class MimicMotionOutput:
 class MimicMotionPipeline:
     """Runs MimicMotion on loaded models; the models stay on their device between calls."""
 
-    def __init__(self, models: MimicMotionModels) -> None:
+    def __init__(self, models: MimicMotionModels, options: PerformanceOptions | None = None) -> None:
         self.models = models
+        self.options = options or PerformanceOptions()
+        # Replicas first: a compiled UNet is compiled for its own device.
+        self.helper_unets = replicate_unet(models.unet, self.options.tile_devices)
+        apply_performance(models, self.options, self.helper_unets)
         self.vae_scale_factor = 2 ** (len(models.vae.config["block_out_channels"]) - 1)
         # The original ran everything in fp16, its weights, guidance and latents included. bfloat16 has
         # too few mantissa bits for the fused sums, so there we keep latents and fusion in float32.
@@ -57,6 +70,7 @@ class MimicMotionPipeline:
         tile_overlap: int = 6,
         decode_chunk_size: int = 8,
         tile_batch_size: int | None = None,
+        sigma_schedule: SigmaSchedule = "karras",
         on_step: OnStep | None = None,
     ) -> MimicMotionOutput:
         """Animate ``image`` along ``pose_frames``.
@@ -66,6 +80,7 @@ class MimicMotionPipeline:
             pose_frames: (N + 1, H, W, 3) uint8 drawn poses, the reference image's own pose first.
             seed: seeds the CPU generator of every random draw, so a seed gives the same noise anywhere.
             tile_batch_size: tiles per UNet call; None picks 1 on CPU and what free memory allows on CUDA.
+            sigma_schedule: "karras" (the original's) or "align_your_steps" (good at 10 or fewer steps).
             on_step: called as ``on_step(step, total_steps)`` after each denoising step (step counts
                 from 1); it may raise ``JobCanceledError`` to stop between steps.
         """
@@ -86,8 +101,7 @@ class MimicMotionPipeline:
             # 3. Added time ids (fps - 1)
             added_time_ids = conditioning.added_time_ids(models, noise_aug_strength)
         # 4. Timesteps
-        scheduler = EulerDiscreteScheduler.from_config(models.scheduler_config)
-        scheduler.set_timesteps(num_inference_steps, device=models.device)
+        scheduler = self._scheduler(num_inference_steps, sigma_schedule)
         # 5. Initial latents: one tile of noise, repeated over frames (RNG draw 2)
         tiles = tile_indices(num_frames, tile_size, tile_overlap)
         latents = self._prepare_latents(len(tiles[0]), num_frames, latent_size, scheduler, generator)
@@ -97,25 +111,28 @@ class MimicMotionPipeline:
         # 7. Tile layout and fusion weights (reference §5)
         weights = fusion_weights(len(tiles[0]), dtype=self.latents_dtype, device=models.device)
         if tile_batch_size is None:
-            rows = 2 if do_classifier_free_guidance else 1
-            tile_batch_size = auto_tile_batch_size(models.device, len(tiles), len(tiles[0]), latent_size, rows)
+            tile_batch_size = self._auto_tile_batch_size(
+                len(tiles), len(tiles[0]), latent_size, do_classifier_free_guidance
+            )
         # 8. Pose latents, once per frame
         with timer.stage("pose_latents"):
             pose_latents = conditioning.encode_poses(models, pose_frames)
         tile_conditioning = TileConditioning(
             image_embeddings, image_latents, added_time_ids, pose_latents, do_classifier_free_guidance
         )
+        helpers = [TileModel(unet, tile_conditioning.to(unet.device)) for unet in self.helper_unets]
         logger.info(
             "denoising %d frames in %d tiles of %d, %d tile(s) per UNet call, %d steps",
             num_frames, len(tiles), len(tiles[0]), tile_batch_size, num_inference_steps,
         )  # fmt: skip
         # 9. Denoising loop
+        denoising_started = time.perf_counter()
         with timer.stage("denoising"):
             for step, t in enumerate(scheduler.timesteps):
                 latent_model_input = scheduler.scale_model_input(latents, t)
                 noise_pred = predict_fused_noise(
                     models.unet, latent_model_input, self._unet_timestep(t), tile_conditioning,
-                    tiles, weights, tile_batch_size,
+                    tiles, weights, tile_batch_size, cfg_mode=self.options.cfg_mode, helpers=helpers,
                 )  # fmt: skip
                 noise_pred = apply_guidance(noise_pred, guidance)
                 # RNG draw 3 is skipped: the original's Euler step (diffusers 0.27) drew unused noise here
@@ -124,6 +141,7 @@ class MimicMotionPipeline:
                 latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
                 if on_step is not None:
                     on_step(step + 1, num_inference_steps)
+        logger.info("denoised in %.2f s", time.perf_counter() - denoising_started)
         # 10. Chunked VAE decode
         with timer.stage("decoding"):
             frames = self._decode_latents(latents, decode_chunk_size)
@@ -158,6 +176,24 @@ class MimicMotionPipeline:
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
 
+    def _scheduler(self, num_inference_steps: int, sigma_schedule: SigmaSchedule) -> EulerDiscreteScheduler:
+        scheduler = EulerDiscreteScheduler.from_config(self.models.scheduler_config)
+        if sigma_schedule == "karras":  # the original's: the config's Karras sigmas (reference §4.1 step 6)
+            scheduler.set_timesteps(num_inference_steps, device=self.models.device)
+        else:
+            scheduler.set_timesteps(sigmas=align_your_steps_sigmas(num_inference_steps), device=self.models.device)
+        return scheduler
+
+    def _auto_tile_batch_size(
+        self, num_tiles: int, num_tile_frames: int, latent_size: tuple[int, int], do_classifier_free_guidance: bool
+    ) -> int:
+        # Sequential guidance runs one row per call, so a call holds one row's activations.
+        rows = 2 if do_classifier_free_guidance and self.options.cfg_mode == "batched" else 1
+        size = auto_tile_batch_size(self.models.device, num_tiles, num_tile_frames, latent_size, rows)
+        # Spread over devices, a step's tiles must split into at least one group per device.
+        num_devices = 1 + len(self.helper_unets)
+        return min(size, -(-num_tiles // num_devices)) if num_devices > 1 else size
+
     def _prepare_latents(
         self,
         num_tile_frames: int,
@@ -185,7 +221,7 @@ class MimicMotionPipeline:
         The temporal decoder mixes frames only within a chunk, so the chunk size is part of the output.
         """
         vae = self.models.vae
-        latents = latents.flatten(0, 1).to(self.models.dtype)  # (N', 4, h, w)
+        latents = latents.flatten(0, 1).to(vae.device, vae.dtype)  # (N', 4, h, w), where the VAE lives
         latents = 1 / vae.config["scaling_factor"] * latents
         chunks = []
         for start in range(0, len(latents), decode_chunk_size):

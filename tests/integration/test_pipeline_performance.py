@@ -1,0 +1,114 @@
+"""PerformanceOptions and sigma schedules on the tiny model, CPU: each option against the default path."""
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.models.files import resolve_model_files
+from core.models.loading import load_models
+from core.pipeline.performance import PerformanceOptions
+from core.pipeline.pipeline import MimicMotionPipeline
+from core.pipeline.sigmas import ALIGN_YOUR_STEPS_SVD, align_your_steps_sigmas
+
+HEIGHT, WIDTH = 48, 32
+# 16 frames in tiles of 8, overlap 3: three tiles, so two devices get unequal shares.
+SETTINGS = {"num_inference_steps": 3, "noise_aug_strength": 0.02, "tile_size": 8, "tile_overlap": 3, "seed": 3}
+
+
+def _inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    return image, rng.integers(0, 256, (16, HEIGHT, WIDTH, 3), dtype=np.uint8)
+
+
+def _pipeline(
+    model_dir: Path, options: PerformanceOptions | None = None, dtype: torch.dtype = torch.float32
+) -> MimicMotionPipeline:
+    # Fresh models per pipeline: options change the modules in place.
+    return MimicMotionPipeline(load_models(resolve_model_files(model_dir), "cpu", dtype), options)
+
+
+@pytest.fixture(scope="module")
+def default_frames(tiny_model_dir: Path) -> np.ndarray:
+    image, pose_frames = _inputs()
+    return _pipeline(tiny_model_dir)(image, pose_frames, **SETTINGS).frames
+
+
+def test_tile_devices_give_the_single_device_frames_exactly(tiny_model_dir: Path, default_frames: np.ndarray) -> None:
+    # Two extra "devices" (UNet copies in threads): three tile groups dealt round-robin over three
+    # UNets, fused in the original order, so every float sum is the single-device one.
+    image, pose_frames = _inputs()
+    pipeline = _pipeline(tiny_model_dir, PerformanceOptions(tile_devices=("cpu", "cpu")))
+    assert len(pipeline.helper_unets) == 2 and pipeline.helper_unets[0] is not pipeline.models.unet
+    frames = pipeline(image, pose_frames, **SETTINGS).frames
+    assert np.array_equal(frames, default_frames)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [PerformanceOptions(cfg_mode="sequential"), PerformanceOptions(channels_last=True)],
+    ids=["sequential_cfg", "channels_last"],
+)
+def test_option_keeps_the_default_frames(
+    tiny_model_dir: Path, default_frames: np.ndarray, options: PerformanceOptions
+) -> None:
+    # Other batch sizes and layouts may pick other CPU kernels: the float rounding, not the maths, may differ.
+    image, pose_frames = _inputs()
+    frames = _pipeline(tiny_model_dir, options)(image, pose_frames, **SETTINGS).frames
+    difference = np.abs(frames.astype(int) - default_frames.astype(int))
+    assert difference.max() <= 1
+    assert (difference > 0).mean() < 0.005
+
+
+def test_cpu_vae_runs_in_float32_beside_a_bfloat16_model(tiny_model_dir: Path, default_frames: np.ndarray) -> None:
+    image, pose_frames = _inputs()
+    pipeline = _pipeline(tiny_model_dir, PerformanceOptions(vae_device="cpu"), dtype=torch.bfloat16)
+    assert pipeline.models.vae.dtype == torch.float32 and pipeline.models.unet.dtype == torch.bfloat16
+    frames = pipeline(image, pose_frames, **SETTINGS).frames
+    assert frames.shape == default_frames.shape
+    assert np.abs(frames.astype(int) - default_frames.astype(int)).mean() < 4.0  # bfloat16 UNet, float32 VAE
+
+
+def test_compile_unet_compiles_the_blocks_not_the_hooked_unet(tiny_model_dir: Path) -> None:
+    # Wiring only: compiling even the tiny UNet takes minutes on two CPU cores. The GPU run is in
+    # bench/pipeline.py --compile; the pose hook on conv_in would make the whole UNet recompile per call.
+    pipeline = _pipeline(tiny_model_dir, PerformanceOptions(compile_unet=True))
+    unet = pipeline.models.unet
+    blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
+    assert all(block._compiled_call_impl is not None for block in blocks)
+    assert unet._compiled_call_impl is None
+
+
+def test_align_your_steps_sigmas_are_the_tuned_ones_at_ten_steps() -> None:
+    sigmas = align_your_steps_sigmas(10)
+    np.testing.assert_allclose(sigmas[:-1], ALIGN_YOUR_STEPS_SVD[:-1], rtol=1e-9)
+    assert sigmas[-1] == 0.0
+
+
+@pytest.mark.parametrize("num_inference_steps", [1, 4, 25])
+def test_align_your_steps_sigmas_fall_from_700_to_zero(num_inference_steps: int) -> None:
+    sigmas = align_your_steps_sigmas(num_inference_steps)
+    assert len(sigmas) == num_inference_steps + 1
+    assert sigmas[0] == pytest.approx(700.0) and sigmas[-1] == 0.0
+    assert all(later < earlier for earlier, later in itertools.pairwise(sigmas))
+
+
+def test_align_your_steps_schedule_drives_the_scheduler(tiny_model_dir: Path, default_frames: np.ndarray) -> None:
+    pipeline = _pipeline(tiny_model_dir)
+    scheduler = pipeline._scheduler(4, "align_your_steps")
+    np.testing.assert_allclose(scheduler.sigmas.numpy(), align_your_steps_sigmas(4), rtol=1e-6)
+    # SVD's continuous timesteps: 0.25 log(sigma), as diffusers' EDM scaling wants (reference §4.1 step 6).
+    np.testing.assert_allclose(scheduler.timesteps.numpy(), 0.25 * np.log(align_your_steps_sigmas(4)[:-1]), rtol=1e-5)
+    image, pose_frames = _inputs()
+    steps: list[int] = []
+    settings = {**SETTINGS, "num_inference_steps": 4}
+    frames = pipeline(
+        image, pose_frames, sigma_schedule="align_your_steps", on_step=lambda s, _: steps.append(s), **settings
+    ).frames
+    assert steps == [1, 2, 3, 4]
+    assert np.abs(frames.astype(int) - default_frames.astype(int)).mean() > 0.5  # another schedule, other frames
+    explicit = pipeline(image, pose_frames, sigma_schedule="karras", **SETTINGS).frames
+    assert np.array_equal(explicit, default_frames)  # the default is the original's schedule
