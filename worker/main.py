@@ -15,6 +15,8 @@ import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
+from celery.signals import worker_shutting_down
+
 from core.errors import ConfigurationError
 from core.jobs.queue import ANIMATE_TASK
 from core.jobs.records import utc_now
@@ -65,6 +67,8 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
     )
     metrics_port = settings.worker_metrics_port + (gpu or 0) if settings.worker_metrics_port else 0
     start_worker_metrics(metrics_port, name, info, loaded.store, model_load_s=model_load_s)
+    # SIGTERM/SIGINT: the running job gets shutdown_grace_s to finish, then goes back to the queue.
+    worker_shutting_down.connect(lambda **_: loaded.stop.request(), weak=False)
     heartbeat.start()
     reaper.start()
     logger.info("worker %s: ready on %s (queues %s)", name, info["device"], ",".join(queues))

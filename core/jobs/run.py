@@ -54,6 +54,8 @@ class RunDeps:
     clock: Callable[[], float] = time.monotonic
     lease_s: int = LEASE_S
     min_progress_interval_s: float = 0.25  # at most 4 progress writes a second
+    # True once the worker is shutting down and its grace is over: the job goes back to the queue.
+    must_stop: Callable[[], bool] = lambda: False
     # job.progress webhooks: at most one per interval, and only after the fraction grew by this much,
     # so a job sends at most 10 however long it runs.
     webhook_progress_interval_s: float = 5.0
@@ -83,11 +85,17 @@ def run_job(job_id: str, deps: RunDeps) -> None:
         run.succeed(output)
     except (JobCanceledError, InvalidTransitionError) as exc:
         logger.info("job %s: stopped, no longer ours (%s)", job_id, exc)
+    except _WorkerStoppingError:
+        run.requeue()
     except MimicMotionError as exc:
         run.fail(exc.code, exc.message)
     except Exception:
         logger.exception("job %s: unexpected error", job_id)  # the traceback goes to the log only
         run.fail("internal_error", "the worker hit an unexpected error; it has been logged")
+
+
+class _WorkerStoppingError(Exception):
+    """Raised between denoising steps when the worker's shutdown grace is over."""
 
 
 class _Run:
@@ -155,6 +163,8 @@ class _Run:
 
     def on_step(self, step: int, total_steps: int) -> None:
         """After each denoising step: stop when the job is no longer ours, else report (throttled)."""
+        if self.deps.must_stop():
+            raise _WorkerStoppingError(f"job {self.job.id}: the worker is shutting down")
         if self._lease_lost.is_set() or not self.deps.store.renew_lease(
             self.job.id, self.deps.worker, lease_s=self.deps.lease_s
         ):
@@ -238,6 +248,14 @@ class _Run:
         self.deps.store.record_stage_seconds(self.timings)
         self.record_event(job, "job.succeeded")
         logger.info("job %s: succeeded (%s)", self.job.id, ", ".join(f"{k} {v:.2f} s" for k, v in self.timings.items()))
+
+    def requeue(self) -> None:
+        """Hand the job back to the queue (running -> queued); the caller re-sends its message."""
+        try:
+            self.deps.store.transition(self.job.id, JobStatus.queued, worker=self.deps.worker)
+            logger.warning("job %s: worker shutting down; back in the queue", self.job.id)
+        except InvalidTransitionError as exc:
+            logger.info("job %s: not handed back, no longer ours (%s)", self.job.id, exc)
 
     def fail(self, code: str, message: str) -> None:
         logger.warning("job %s: failed [%s] %s", self.job.id, code, message)

@@ -31,7 +31,7 @@ QUICK = {"resolution": 128, "num_inference_steps": 1, "tile_size": 2, "tile_over
          "fps": 8, "guidance_scale": 1.0}  # fmt: skip
 # Long enough to be caught mid-denoising: many steps of the tiny model.
 SLOW = {**QUICK, "num_inference_steps": 60}
-FAST_REAPER = {"lease_s": 2, "reaper_interval_s": 0.5, "fetch_allowed_networks": "127.0.0.0/8"}
+FAST_REAPER = {"lease_s": 4, "reaper_interval_s": 0.5, "fetch_allowed_networks": "127.0.0.0/8"}
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +247,28 @@ def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
         job = store.get(job_id)
         assert exit_code == 0, services.logs()
         assert (job.status.value, job.attempts) == ("succeeded", 1), services.logs()
+
+
+def test_sigterm_past_the_grace_hands_the_job_back_to_another_worker(
+    tmp_path: Path, tiny_model_dir: Path, inputs_url: str
+) -> None:
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server(tmp_path))
+        env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir,
+                        shutdown_grace_s=0, **FAST_REAPER)  # fmt: skip
+        services = start_stack(stack, env, tmp_path, workers=["g0", "g1"])
+        store = JobStore.from_url(redis_url)
+        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        job_id = submit(client, inputs_url, SLOW, seed=8)
+        wait_for(lambda: denoising(store, job_id), timeout_s=60, message="the job to be denoising", interval_s=0.05)
+        leaving = str(store.get(job_id).worker).split("@")[0]
+        staying = "g1" if leaving == "g0" else "g0"
+
+        exit_code = services.workers[leaving].stop(signal.SIGTERM, timeout_s=30)
+        job = wait_for_terminal(client, [job_id], timeout_s=120, stack=services)[job_id]
+
+        record = store.get(job_id)
+        assert exit_code == 0, services.logs()
+        assert "back in the queue" in services.workers[leaving].logs(100_000)
+        assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
+        assert (record.attempts, record.worker) == (2, f"{staying}@stack")
