@@ -16,6 +16,7 @@ from core.models.files import ModelFiles, resolve_model_files
 from core.pipeline.performance import PerformanceOptions
 from core.settings import Settings
 from core.storage import Storage, create_storage
+from worker.prefetch import Prefetcher
 from worker.shutdown import GracefulStop
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class Loaded:
     store: JobStore
     storage: Storage
     stop: GracefulStop
+    prefetch: Prefetcher | None  # the next job's inputs, prepared while this one denoises
 
 
 _loaded: Loaded | None = None
@@ -51,9 +53,12 @@ def load(settings: Settings, name: str) -> Loaded:
     if settings.compile_unet:
         logger.info("worker %s: compiling the UNet (warm-up at the default job size)", name)
         logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
+    store = JobStore.from_url(settings.redis_url)
+    queues = [queue.strip() for queue in settings.worker_queues.split(",") if queue.strip()]
+    prefetch = Prefetcher(store, settings, animator, queues) if settings.prefetch else None
     _loaded = Loaded(
-        settings, name, files, animator, JobStore.from_url(settings.redis_url), create_storage(settings),
-        GracefulStop(settings.shutdown_grace_s),
+        settings, name, files, animator, store, create_storage(settings), GracefulStop(settings.shutdown_grace_s),
+        prefetch,
     )  # fmt: skip
     return _loaded
 
@@ -76,6 +81,7 @@ def worker_deps() -> RunDeps:
     return RunDeps(
         store=loaded.store, storage=loaded.storage, animator=get_animator, settings=loaded.settings,
         worker=loaded.name, lease_s=loaded.settings.lease_s, must_stop=loaded.stop.expired,
+        prefetch=loaded.prefetch,
     )  # fmt: skip
 
 

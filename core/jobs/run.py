@@ -21,6 +21,7 @@ from core.animate import Animation, Animator, animate
 from core.errors import JobCanceledError, JobNotFoundError, JobTimeoutError, MimicMotionError
 from core.fetch import fetch_to_file, parse_allowed_networks
 from core.jobs.deliveries import Deliveries
+from core.jobs.prefetch import InputsPrefetch
 from core.jobs.queue import LEASE_S
 from core.jobs.records import Job, JobError, JobOutput, JobStatus, Progress, Stage, utc_now
 from core.jobs.store import JobStore
@@ -61,6 +62,8 @@ class RunDeps:
     webhook_progress_interval_s: float = 5.0
     webhook_progress_min_fraction: float = 0.1
     wall_clock: Callable[[], datetime] = utc_now  # for deadlines, which are wall-clock times
+    # Prepares the next queued job's inputs while this one denoises (worker/prefetch.py); None: off.
+    prefetch: InputsPrefetch | None = None
 
 
 @job_log_context  # every log line of this job carries its id
@@ -112,15 +115,18 @@ class _Run:
 
     def stages(self, tmp: Path) -> JobOutput:
         job = self.job
-        # 1. Fetch and decode the inputs (refused addresses, caps and bad media fail the job here).
+        # 1. Fetch and decode the inputs (refused addresses, caps and bad media fail the job here),
+        #    unless the worker prepared them while the previous job denoised.
         self.report(Stage.fetching, 0, 1, force=True)
+        prepared = self.deps.prefetch.take(job.id) if self.deps.prefetch is not None else None
         with self.timed("fetching"):
-            image, video = self.fetch_inputs(tmp)
+            image, video = (prepared.image, prepared.video) if prepared else self.fetch_inputs(tmp)
         # 2-4. Pose, denoising and VAE decoding run in core.animate; on_step reports the steps.
         self.report(Stage.pose, 0, 1, force=True)
         animation = animate(
             image, video.frames, job.params, self.deps.animator(),
             decode_chunk_size=self.settings.decode_chunk_size, on_step=self.on_step,
+            posed=prepared.posed if prepared else None,
         )  # fmt: skip
         self.timings.update(animation.timings)
         self.params = animation.params  # the seed actually used, recorded with the result
@@ -142,24 +148,7 @@ class _Run:
         return _output(animation, video_out.key, pose.key, video_out.size_bytes, video_out.sha256)
 
     def fetch_inputs(self, tmp: Path) -> tuple[np.ndarray, DecodedVideo]:
-        settings, job = self.settings, self.job
-        networks = parse_allowed_networks(settings.fetch_allowed_networks)
-        # Each input is sniffed (the image decodes, the video probes and decodes) right after its
-        # download, so a bad image fails the job before a large video is fetched.
-        fetch_to_file(
-            job.image_url, tmp / "image", max_bytes=settings.fetch_max_image_bytes,
-            timeout_s=settings.fetch_timeout_s, allowed_networks=networks, label="image",
-        )  # fmt: skip
-        image = read_image(tmp / "image", max_pixels=settings.max_image_pixels)
-        fetch_to_file(
-            job.video_url, tmp / "video", max_bytes=settings.fetch_max_video_bytes,
-            timeout_s=settings.fetch_timeout_s, allowed_networks=networks, label="video",
-        )  # fmt: skip
-        video = read_video_frames(
-            tmp / "video", sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames,
-            max_pixels_per_frame=settings.max_video_pixels, max_duration_s=settings.max_video_duration_s,
-        )  # fmt: skip
-        return image, video
+        return fetch_job_inputs(self.job, self.settings, tmp)
 
     def on_step(self, step: int, total_steps: int) -> None:
         """After each denoising step: stop when the job is no longer ours, else report (throttled)."""
@@ -169,6 +158,8 @@ class _Run:
             self.job.id, self.deps.worker, lease_s=self.deps.lease_s
         ):
             raise JobCanceledError(f"job {self.job.id} was canceled or taken over")
+        if step == 1 and self.deps.prefetch is not None:  # the GPU is busy now: prepare the next job
+            self.deps.prefetch.prepare_next(self.job.id)
         if step >= total_steps:  # the pipeline decodes right after its last step
             self.report(Stage.decoding, 0, 1, force=True)
         else:
@@ -268,6 +259,27 @@ class _Run:
             logger.info("job %s: not recorded as failed, no longer ours (%s)", self.job.id, exc)
             return
         self.record_event(job, "job.failed")
+
+
+def fetch_job_inputs(job: Job, settings: Settings, tmp: Path) -> tuple[np.ndarray, DecodedVideo]:
+    """Download and decode a job's image and video into ``tmp`` (also used to prepare a queued job ahead)."""
+    networks = parse_allowed_networks(settings.fetch_allowed_networks)
+    # Each input is sniffed (the image decodes, the video probes and decodes) right after its
+    # download, so a bad image fails the job before a large video is fetched.
+    fetch_to_file(
+        job.image_url, tmp / "image", max_bytes=settings.fetch_max_image_bytes,
+        timeout_s=settings.fetch_timeout_s, allowed_networks=networks, label="image",
+    )  # fmt: skip
+    image = read_image(tmp / "image", max_pixels=settings.max_image_pixels)
+    fetch_to_file(
+        job.video_url, tmp / "video", max_bytes=settings.fetch_max_video_bytes,
+        timeout_s=settings.fetch_timeout_s, allowed_networks=networks, label="video",
+    )  # fmt: skip
+    video = read_video_frames(
+        tmp / "video", sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames,
+        max_pixels_per_frame=settings.max_video_pixels, max_duration_s=settings.max_video_duration_s,
+    )  # fmt: skip
+    return image, video
 
 
 def _progress(stage: Stage, step: int, total_steps: int) -> Progress:

@@ -119,6 +119,10 @@ class JobStore:
         rank = cast(int | None, self.redis.zrank(self._queued_key, job_id))
         return rank
 
+    def queued_ids(self, limit: int) -> list[str]:
+        """The first ``limit`` queued ids in queue order; read-only (a worker prepares the next job ahead)."""
+        return cast(list[str], self.redis.zrange(self._queued_key, 0, limit - 1))
+
     def queue_length(self) -> int:
         return cast(int, self.redis.zcard(self._queued_key))
 

@@ -1,0 +1,100 @@
+"""Prefetch: the next queued job's inputs and poses are prepared while one job denoises, and used only by it."""
+
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.animate import Animator, load_animator
+from core.jobs.params import JobParams
+from core.jobs.records import Job, JobStatus
+from core.jobs.run import RunDeps, run_job
+from core.jobs.store import JobStore
+from core.models.files import resolve_model_files
+from core.settings import Settings
+from core.storage import create_storage
+from tests.support.file_server import file_server
+from tests.support.media import moving_person_frames, person_image, write_image, write_video
+from worker.prefetch import Prefetcher
+
+TINY_PARAMS = JobParams(resolution=128, num_inference_steps=2, tile_size=8, tile_overlap=2, fps=8, seed=7)
+
+
+@pytest.fixture(scope="module")
+def animator(tiny_model_dir: Path) -> Animator:
+    return load_animator(resolve_model_files(tiny_model_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("inputs")
+    write_image(directory / "person.png", person_image(200, 150, seed=1))
+    write_video(directory / "drive.mp4", moving_person_frames(17, 96, 128, seed=2), fps=24)
+    with file_server(directory) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tiny_model_dir: Path, redis_url: str) -> Settings:
+    return Settings(
+        model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32",
+        redis_url=redis_url, fetch_allowed_networks="127.0.0.0/8",
+    )  # fmt: skip
+
+
+def _deps(settings: Settings, animator: Animator, prefetch: Prefetcher | None) -> RunDeps:
+    return RunDeps(
+        store=JobStore.from_url(settings.redis_url), storage=create_storage(settings), animator=lambda: animator,
+        settings=settings, worker="test-worker@host", prefetch=prefetch,
+    )  # fmt: skip
+
+
+def _submit(store: JobStore, inputs_url: str, queue: str = "gpu") -> str:
+    job = Job(
+        id=uuid.uuid4().hex, owner="owner", image_url=f"{inputs_url}/person.png",
+        video_url=f"{inputs_url}/drive.mp4", params=TINY_PARAMS, queue=queue,
+    )  # fmt: skip
+    store.create(job)
+    return job.id
+
+
+def test_next_job_runs_on_inputs_prepared_during_the_previous_one_with_the_same_output(
+    settings: Settings, animator: Animator, inputs_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = JobStore.from_url(settings.redis_url)
+    prefetch = Prefetcher(store, settings, animator, ["gpu"])
+    deps = _deps(settings, animator, prefetch)
+    first, second = _submit(store, inputs_url), _submit(store, inputs_url)
+    with caplog.at_level(logging.INFO, logger="worker.prefetch"):
+        run_job(first, deps)  # its first step starts preparing `second`
+        run_job(second, deps)  # takes it (waiting for the thread if it is still at work)
+    assert f"job {second}: inputs and poses were prepared ahead" in caplog.messages
+    # The same job without prefetch gives the same bytes: prepared inputs are the job's own.
+    plain = _submit(store, inputs_url)
+    run_job(plain, _deps(settings, animator, None))
+    jobs = [store.get(job_id) for job_id in (first, second, plain)]
+    assert all(job.status is JobStatus.succeeded for job in jobs), [job.error for job in jobs]
+    assert jobs[1].output is not None and jobs[2].output is not None
+    assert jobs[1].output.sha256 == jobs[2].output.sha256
+
+
+def test_prepared_inputs_go_only_to_their_own_job_and_other_queues_are_skipped(
+    settings: Settings, animator: Animator, inputs_url: str
+) -> None:
+    store = JobStore.from_url(settings.redis_url)
+    prefetch = Prefetcher(store, settings, animator, ["gpu"])
+    other_queue = _submit(store, inputs_url, queue="gpu-80g")
+    current, queued = _submit(store, inputs_url), _submit(store, inputs_url)
+    prefetch.prepare_next(current)
+    assert prefetch._thread is not None
+    prefetch._thread.join(timeout=60)
+    assert prefetch.take(other_queue) is None  # and the entry for `queued` is dropped with it
+    assert prefetch.take(queued) is None
+    prefetch.prepare_next(current)
+    prefetch._thread.join(timeout=60)
+    prepared = prefetch.take(queued)
+    assert prepared is not None and prepared.job_id == queued
+    assert prepared.posed.pose_frames.shape[0] == prepared.video.frames.shape[0] + 1
+    assert store.get(queued).status is JobStatus.queued  # preparing claims nothing
