@@ -59,14 +59,14 @@ def apply_performance(
         _require_sdpa(unet)
     if options.channels_last:
         for module in (*unets, models.pose_net):
-            _to_channels_last(module)
+            to_channels_last(module)
     if options.vae_device == "cpu":
         # float32 on CPU: 16-bit convolutions there are emulated and far slower.
         torch.nn.Module.to(models.vae, device="cpu", dtype=torch.float32)
     if options.compile_unet:
         mode = "max-autotune-no-cudagraphs" if models.device.type == "cuda" else None
         for unet in unets:
-            _compile_blocks(unet, mode)
+            compile_blocks(unet, mode)
 
 
 def replicate_unet(unet: PoseConditionedUNet, devices: tuple[str, ...]) -> list[PoseConditionedUNet]:
@@ -87,7 +87,7 @@ def replicate_unet(unet: PoseConditionedUNet, devices: tuple[str, ...]) -> list[
     return replicas
 
 
-def _compile_blocks(unet: PoseConditionedUNet, mode: str | None) -> None:
+def compile_blocks(unet: PoseConditionedUNet, mode: str | None) -> None:
     """Compile the UNet's down, mid and up blocks (regional compilation), where nearly all FLOPs are.
 
     Not the whole UNet: its pose latents enter through a per-call hook on ``conv_in``, which would
@@ -97,7 +97,7 @@ def _compile_blocks(unet: PoseConditionedUNet, mode: str | None) -> None:
         block.compile(mode=mode, dynamic=False)
 
 
-def _to_channels_last(module: torch.nn.Module) -> None:
+def to_channels_last(module: torch.nn.Module) -> None:
     # Only the 2D convolutions: the temporal layers hold 5D tensors, which have no channels_last.
     for layer in module.modules():
         if isinstance(layer, torch.nn.Conv2d):

@@ -1,0 +1,113 @@
+"""GPU idle between queued jobs: the time from one job's last denoising step to the next job's first.
+
+Starts a stack like ``mimicmotion up`` (own Redis, a real worker process, loopback only), submits
+``--jobs`` jobs at once, and reads the worker's JSON log: ``denoising ...`` opens a job's loop and
+``denoised in`` closes it. Idle fraction = sum of gaps / (first loop start .. last loop end). Runs
+with prefetch off, then on. CPU: the tiny model. CUDA: set MIMICMOTION_MODEL_DIR and ``--device cuda``.
+
+    .venv/bin/python -m bench.worker                                  # CPU, tiny model
+    MIMICMOTION_MODEL_DIR=/models .venv/bin/python -m bench.worker --device cuda --resolution 576 --steps 25
+"""
+
+import argparse
+import itertools
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from tests.support.file_server import file_server
+from tests.support.media import moving_person_frames, person_image, write_image, write_video
+from tests.support.processes import ServiceProcess, mimicmotion, service_env, wait_for
+from tests.support.redis_server import free_port
+
+
+@contextmanager
+def local_stack(directory: Path, extra: dict[str, str]) -> Iterator[tuple[str, ServiceProcess]]:
+    """``mimicmotion up`` (gateway, worker, own Redis) with ``extra`` settings; yields its URL and process."""
+    env = service_env({
+        "MIMICMOTION_DATA_DIR": str(directory / "data"), "MIMICMOTION_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        **extra,
+    })  # fmt: skip
+    port = free_port()
+    with mimicmotion("up", ["up", "--port", str(port)], env, directory) as up:
+        wait_for(lambda: up.is_running() and "is up at" in up.log_path.read_text(), timeout_s=180, message="up")
+        yield f"http://127.0.0.1:{port}", up
+
+
+def loop_spans(log_text: str) -> list[tuple[datetime, datetime]]:
+    """(start, end) of every denoising loop in the log, in order."""
+    spans, start = [], None
+    for line in log_text.splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        message = record.get("message", "")
+        if message.startswith("denoising "):
+            start = datetime.fromisoformat(record["ts"])
+        elif message.startswith("denoised in") and start is not None:
+            spans.append((start, datetime.fromisoformat(record["ts"])))
+            start = None
+    return spans
+
+
+def _finished(client: httpx.Client, job_id: str) -> dict | None:
+    job = client.get(f"/jobs/{job_id}").json()
+    return job if job["status"] in ("succeeded", "failed", "canceled") else None
+
+
+def run(directory: Path, inputs_url: str, args: argparse.Namespace, prefetch: bool) -> tuple[float, float, int]:
+    extra = {
+        "MIMICMOTION_PREFETCH": str(prefetch).lower(), "MIMICMOTION_LOG_FORMAT": "json",
+        "MIMICMOTION_DEVICE": args.device, "MIMICMOTION_FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
+    }  # fmt: skip
+    if os.environ.get("MIMICMOTION_MODEL_DIR"):
+        extra["MIMICMOTION_MODEL_DIR"] = os.environ["MIMICMOTION_MODEL_DIR"]
+    body = {
+        "image_url": f"{inputs_url}/person.png", "video_url": f"{inputs_url}/drive.mp4",
+        "params": {"resolution": args.resolution, "num_inference_steps": args.steps, "tile_size": args.tile_size,
+                   "tile_overlap": 2, "fps": 8, "seed": 1},
+    }  # fmt: skip
+    stack = local_stack(directory, extra)
+    with stack as (base_url, up), httpx.Client(base_url=base_url, trust_env=False, timeout=10) as client:
+        ids = [client.post("/jobs", json=body).raise_for_status().json()["id"] for _ in range(args.jobs)]
+        for job_id in ids:
+            job = wait_for(lambda job_id=job_id: _finished(client, job_id), timeout_s=900, message=f"job {job_id}")
+            if job["status"] != "succeeded":
+                raise SystemExit(f"job {job_id}: {job['error']}")
+        spans = loop_spans(up.log_path.read_text())
+    gaps = [(later[0] - earlier[1]).total_seconds() for earlier, later in itertools.pairwise(spans)]
+    total = (spans[-1][1] - spans[0][0]).total_seconds()
+    return sum(gaps) / total, sum(gaps) / max(1, len(gaps)), len(spans)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--tile-size", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=33, help="driving video frames (24 fps, stride 2)")
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-worker-")))
+        (directory / "inputs").mkdir()
+        write_image(directory / "inputs" / "person.png", person_image(200, 150, seed=1))
+        write_video(directory / "inputs" / "drive.mp4", moving_person_frames(args.frames, 96, 128, seed=2), fps=24)
+        inputs_url = stack.enter_context(file_server(directory / "inputs"))
+        print(f"{args.jobs} queued jobs, {args.device}, resolution {args.resolution}, {args.steps} steps")
+        print(f"{'prefetch':<10}{'GPU idle':>10}{'mean gap s':>12}{'loops':>7}")
+        for prefetch in (False, True):
+            (directory / str(prefetch)).mkdir()
+            idle, gap, loops = run(directory / str(prefetch), inputs_url, args, prefetch)
+            print(f"{'on' if prefetch else 'off':<10}{idle:>10.1%}{gap:>12.3f}{loops:>7}")
+
+
+if __name__ == "__main__":
+    main()
