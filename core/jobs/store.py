@@ -223,17 +223,21 @@ class JobStore:
     def renew_lease(self, job_id: str, worker: str, *, lease_s: int) -> bool:
         """Extend the lease if ``worker`` still holds it; False means the job was taken or finished."""
         key = self._lease_key(job_id)
-        with self.redis.pipeline() as pipe:
-            pipe.watch(key)
-            if pipe.get(key) != worker:
-                return False
-            pipe.multi()
-            pipe.set(key, worker, ex=lease_s)
-            try:
-                pipe.execute()
-            except redis.WatchError:
-                return False
-        return True
+        for _ in range(_MAX_TXN_RETRIES):
+            with self.redis.pipeline() as pipe:
+                pipe.watch(key)
+                if pipe.get(key) != worker:
+                    return False
+                pipe.multi()
+                pipe.set(key, worker, ex=lease_s)
+                try:
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    # The holder's lease thread and its steps renew concurrently: a WatchError means the
+                    # key changed, not that it was taken. Read it again (a taken lease then says so).
+                    continue
+        return False
 
     def update_running(self, job_id: str, worker: str, **changes: Any) -> Job | None:
         """Change fields (progress, timings) of a job ``worker`` is running; None if it no longer is."""
