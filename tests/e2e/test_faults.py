@@ -31,7 +31,7 @@ QUICK = {"resolution": 128, "num_inference_steps": 1, "tile_size": 2, "tile_over
          "fps": 8, "guidance_scale": 1.0}  # fmt: skip
 # Long enough to be caught mid-denoising: many steps of the tiny model.
 SLOW = {**QUICK, "num_inference_steps": 60}
-FAST_REAPER = {"lease_s": 4, "reaper_interval_s": 0.5, "fetch_allowed_networks": "127.0.0.0/8"}
+FAST_REAPER = {"lease_s": 2, "reaper_interval_s": 0.5, "fetch_allowed_networks": "127.0.0.0/8"}
 
 
 @pytest.fixture(scope="module")
