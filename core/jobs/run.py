@@ -92,6 +92,10 @@ def run_job(job_id: str, deps: RunDeps) -> None:
         run.requeue()
     except MimicMotionError as exc:
         run.fail(exc.code, exc.message)
+    except redis.RedisError:
+        # The job store is unreachable, so nothing can be recorded: the lease lapses and the reaper hands
+        # the job back (or fails it as worker_lost). A Redis blip never fails a job as internal_error.
+        logger.warning("job %s: job store unavailable; left to its lease", job_id, exc_info=True)
     except Exception:
         logger.exception("job %s: unexpected error", job_id)  # the traceback goes to the log only
         run.fail("internal_error", "the worker hit an unexpected error; it has been logged")
