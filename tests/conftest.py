@@ -2,10 +2,14 @@
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.animate import Animator
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +45,26 @@ def redis_url(redis_server_url: str) -> str:
     client.flushdb()
     client.close()
     return redis_server_url
+
+
+@pytest.fixture(scope="session")
+def animator(tiny_model_dir: Path) -> "Animator":
+    """The tiny model loaded once for the run, on CPU in float32 (what a worker process holds)."""
+    from core.animate import load_animator
+    from core.models.files import resolve_model_files
+
+    return load_animator(resolve_model_files(tiny_model_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A loopback file server with person.png, drive.mp4 (17 frames) and garbage.mp4."""
+    from tests.support.file_server import file_server
+    from tests.support.media import moving_person_frames, person_image, write_garbage, write_image, write_video
+
+    directory = tmp_path_factory.mktemp("inputs")
+    write_image(directory / "person.png", person_image(200, 150, seed=1))
+    write_video(directory / "drive.mp4", moving_person_frames(17, 96, 128, seed=2), fps=24)
+    write_garbage(directory / "garbage.mp4")
+    with file_server(directory) as url:
+        yield url

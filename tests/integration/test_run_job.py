@@ -2,44 +2,25 @@
 
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.animate import Animator, load_animator
+from core.animate import Animator
 from core.jobs.params import JobParams
 from core.jobs.records import Job, JobStatus, Stage
 from core.jobs.run import RunDeps, run_job
 from core.jobs.store import JobStore
-from core.models.files import resolve_model_files
 from core.settings import Settings
 from core.storage import create_storage
 from core.video.decode import read_video_frames
-from tests.support.file_server import file_server
-from tests.support.media import moving_person_frames, person_image, write_garbage, write_image, write_video
 
 # Tiny but real: resolution 128 gives 192x128 portrait frames; 17 frames at 24 fps, stride 2 -> 9 samples.
 TINY_PARAMS = JobParams(
     resolution=128, num_inference_steps=2, tile_size=8, tile_overlap=2, sample_stride=2, fps=8, seed=7
 )
 NUM_FRAMES, HEIGHT, WIDTH = 9, 192, 128
-
-
-@pytest.fixture(scope="module")
-def animator(tiny_model_dir: Path) -> Animator:
-    return load_animator(resolve_model_files(tiny_model_dir), device="cpu", dtype="float32")
-
-
-@pytest.fixture(scope="module")
-def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("inputs")
-    write_image(directory / "person.png", person_image(200, 150, seed=1))
-    write_video(directory / "drive.mp4", moving_person_frames(17, 96, 128, seed=2), fps=24)
-    write_garbage(directory / "garbage.mp4")
-    with file_server(directory) as url:
-        yield url
 
 
 class RecordingStore(JobStore):

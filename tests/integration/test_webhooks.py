@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from core import webhooks
-from core.animate import Animator, load_animator
+from core.animate import Animator
 from core.jobs.deliveries import Deliveries, DeliveryState
 from core.jobs.params import JobParams
 from core.jobs.queue import WEBHOOK_QUEUE
@@ -22,13 +22,10 @@ from core.jobs.records import Job, JobStatus
 from core.jobs.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.jobs.webhook_sender import WebhookDeps, deliver_webhook
-from core.models.files import resolve_model_files
 from core.settings import Settings
 from core.storage import create_storage
 from service.app import create_app
 from service.auth import owner_of_key
-from tests.support.file_server import file_server
-from tests.support.media import moving_person_frames, person_image, write_image, write_video
 from tests.support.network import forbid_non_loopback_traffic
 from tests.support.processes import wait_for
 from tests.support.webhook_receiver import Receiver, webhook_receiver
@@ -86,20 +83,6 @@ def webhook_worker_running(hook_settings: Settings, hook_deps: WebhookDeps) -> I
 def receiver() -> Iterator[Receiver]:
     with webhook_receiver(SECRET) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def animator(tiny_model_dir: Path) -> Animator:
-    return load_animator(resolve_model_files(tiny_model_dir), device="cpu", dtype="float32")
-
-
-@pytest.fixture(scope="module")
-def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("inputs")
-    write_image(directory / "person.png", person_image(200, 150, seed=1))
-    write_video(directory / "drive.mp4", moving_person_frames(17, 96, 128, seed=2), fps=24)
-    with file_server(directory) as url:
-        yield url
 
 
 def _job(inputs_url: str, receiver: Receiver, events: list[str], **changes: Any) -> Job:
