@@ -7,6 +7,7 @@ and exit with status 2, never a traceback.
 """
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     configure_logging(args.log_level or settings.log_level, settings.log_format)
+    # httpx logs every request at INFO: noise under a progress bar (submit) and in the worker's fetches.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return _run(args, settings)
     except MimicMotionError as exc:
