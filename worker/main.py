@@ -18,7 +18,7 @@ from types import FrameType
 from celery.signals import worker_shutting_down
 
 from core.errors import ConfigurationError
-from core.jobs.queue import ANIMATE_TASK
+from core.jobs.queue import ANIMATE_TASK, broker_queue_length
 from core.jobs.records import utc_now
 from core.log_format import bind_log_context
 from core.settings import Settings
@@ -64,6 +64,8 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
         lambda job_id, queue: app.send_task(ANIMATE_TASK, args=[job_id], queue=queue),
         max_attempts=settings.max_job_attempts,
         interval_s=settings.reaper_interval_s,
+        broker_queue_length=lambda queue: broker_queue_length(loaded.store.redis, queue),
+        stranded_after_s=2 * settings.lease_s,
     )
     metrics_port = settings.worker_metrics_port + (gpu or 0) if settings.worker_metrics_port else 0
     start_worker_metrics(metrics_port, name, info, loaded.store, model_load_s=model_load_s)

@@ -102,3 +102,44 @@ def test_reap_records_job_failed_for_a_job_that_asked_for_it(store: JobStore) ->
     lose_worker(store, job.id)
     reap_once(store, lambda *_: None, max_attempts=1)
     assert [delivery.type for delivery in Deliveries(store).for_job(job.id)] == ["job.failed"]
+
+
+def test_resend_stranded_gives_an_old_queued_job_without_a_message_a_new_one(store: JobStore) -> None:
+    from datetime import timedelta
+
+    from core.jobs.queue import broker_queue_length
+    from worker.reaper import resend_stranded
+
+    old = store.create(
+        Job(id="stranded", owner="o", image_url="http://x/i", video_url="http://x/v", params=JobParams(seed=1))
+    )
+    fresh = store.create(
+        Job(id="fresh", owner="o", image_url="http://x/i", video_url="http://x/v", params=JobParams(seed=1))
+    )
+    sent: list[tuple[str, str]] = []
+
+    def send(job_id: str, queue: str) -> None:
+        sent.append((job_id, queue))
+        store.redis.rpush(queue, job_id)  # what the broker holds once a message is sent
+
+    later = old.created_at + timedelta(seconds=300)
+    waiting = lambda queue: broker_queue_length(store.redis, queue)  # noqa: E731
+    assert resend_stranded(store, send, waiting, min_age_s=120, now=later) == ["stranded", "fresh"]
+    # Once messages wait in the list, nothing more is sent for anyone.
+    assert resend_stranded(store, send, waiting, min_age_s=120, now=later) == []
+    store.redis.delete("gpu")
+    assert resend_stranded(store, send, waiting, min_age_s=600, now=later) == []  # both younger than 600 s
+    assert sent == [("stranded", "gpu"), ("fresh", "gpu")]
+    assert fresh.id in store.queued_ids(10)
+
+
+def test_resend_stranded_leaves_claimed_jobs_alone(store: JobStore) -> None:
+    from datetime import timedelta
+
+    from worker.reaper import resend_stranded
+
+    job = running_job(store)
+    sent: list[str] = []
+    resend_stranded(store, lambda job_id, _: sent.append(job_id), lambda _: 0, min_age_s=0,
+                    now=job.created_at + timedelta(hours=1))  # fmt: skip
+    assert sent == []
