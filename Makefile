@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .mimicmotion/demo
 
-.PHONY: install test lint up try demo clean
+.PHONY: install system-deps test lint up try demo clean
 
 install: $(STAMP)
 
@@ -21,7 +21,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# The tests start their own redis-server and run Debian's docker-compose (`config` only, no engine).
+system-deps:
+	@if ! command -v redis-server >/dev/null || ! command -v docker-compose >/dev/null; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server docker-compose >/dev/null; \
+		else \
+			echo "the tests need redis-server and docker-compose: install them (e.g. apt-get install redis-server docker-compose)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+test: system-deps lint
 	$(BIN)/pytest
 
 # Redis (started if none answers), the gateway on :8000 and one worker; a tiny random model
