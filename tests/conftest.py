@@ -68,3 +68,15 @@ def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write_garbage(directory / "garbage.mp4")
     with file_server(directory) as url:
         yield url
+
+
+@pytest.fixture
+def isolated_cli_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For tests that call the CLI in-process: no MIMICMOTION_* model settings from the shell, fresh cache."""
+    from core.settings import get_settings
+
+    for name in ("MIMICMOTION_MODEL_DIR", "MIMICMOTION_DEVICE", "MIMICMOTION_DTYPE"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

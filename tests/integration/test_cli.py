@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,25 +12,17 @@ from cli.main import main
 from core.models.files import resolve_model_files
 from core.pose.draw import draw_pose
 from core.pose.wholebody import WholebodyEstimator
-from core.settings import get_settings
 from core.video.decode import read_image, read_video_frames
 from core.video.frames import prepare_reference_image
 from tests.support.media import moving_person_frames, person_image, write_garbage, write_image, write_video
+
+pytestmark = pytest.mark.usefixtures("isolated_cli_settings")
 
 # Small but real: resolution 128 gives 192x128 frames (portrait), 11 sampled frames, 2 tiles of 8.
 ANIMATE_FLAGS = [
     "--resolution", "128", "--num-inference-steps", "2", "--tile-size", "8", "--tile-overlap", "2",
     "--sample-stride", "2", "--seed", "7", "--device", "cpu",
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("MIMICMOTION_MODEL_DIR", "MIMICMOTION_DEVICE", "MIMICMOTION_DTYPE"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture

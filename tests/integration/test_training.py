@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from core.pipeline.pipeline import MimicMotionPipeline
 from core.pose.align import align_pose
 from core.pose.draw import draw_pose
 from core.pose.wholebody import WholebodyEstimator
-from core.settings import get_settings
 from core.training.data_prep import prepare_data, read_manifest
 from core.training.dataset import SampleConfig, TripletDataset, crop_alignment
 from core.training.distributed import DistributedContext
@@ -37,21 +35,14 @@ from core.video.decode import read_image, read_video_frames
 from core.video.frames import resize_and_crop
 from tests.support.media import flat_image, moving_person_frames, person_image, write_image, write_video
 
+pytestmark = pytest.mark.usefixtures("isolated_cli_settings")
+
 CLIP = SampleConfig(num_frames=4, resolution=64, hand_threshold=0.04)  # tiny-model hand scores start at 0.05
 TRAIN_FLAGS = [
     "--num-frames", "4", "--resolution", "64", "--num-workers", "0", "--no-gradient-checkpointing",
     "--learning-rate", "1e-3", "--warmup-steps", "2", "--checkpoint-every", "2", "--log-every", "1",
     "--device", "cpu", "--hand-threshold", "0.04",
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("MIMICMOTION_MODEL_DIR", "MIMICMOTION_DEVICE", "MIMICMOTION_DTYPE"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
