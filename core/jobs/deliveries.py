@@ -157,11 +157,18 @@ class Deliveries:
     def due_ids(self) -> Sequence[str]:
         return cast(list[str], self.redis.zrange(self._due_key, 0, -1))
 
+    def _job_lock_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job_delivering:{job_id}"
+
     def lock_job(self, job_id: str, *, ttl_s: float) -> str | None:
         """Take the job's delivery lock (one attempt at a time per job); the token, or None if held."""
         token = secrets.token_hex(8)
-        taken = self.redis.set(f"{self.prefix}:job_delivering:{job_id}", token, nx=True, px=int(ttl_s * 1000))
+        taken = self.redis.set(self._job_lock_key(job_id), token, nx=True, px=int(ttl_s * 1000))
         return token if taken else None
 
+    def is_job_locked(self, job_id: str) -> bool:
+        """Whether an attempt for one of the job's deliveries is under way (read-only)."""
+        return bool(self.redis.exists(self._job_lock_key(job_id)))
+
     def unlock_job(self, job_id: str, token: str) -> None:
-        self._unlock(keys=[f"{self.prefix}:job_delivering:{job_id}"], args=[token])
+        self._unlock(keys=[self._job_lock_key(job_id)], args=[token])
