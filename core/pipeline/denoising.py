@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 
 from core.models.unet import PoseConditionedUNet
+from core.pipeline.memory import MEMORY_HEADROOM, available_memory_bytes
 
 CfgMode = Literal["batched", "sequential"]
 
@@ -19,7 +20,6 @@ CfgMode = Literal["batched", "sequential"]
 # the original runs 72-frame batch-1 calls in about 10 GiB including 3 GiB of weights (reference §10).
 _ACTIVATION_BYTES_PER_FRAME = 100 * 2**20
 _ACTIVATION_LATENT_AREA = 72 * 128
-_MEMORY_HEADROOM = 0.6  # share of free memory we plan to use: allocator fragmentation, decode, estimate error
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def auto_tile_batch_size(
     """
     if device.type != "cuda" or num_tiles <= 1:
         return 1
-    free_bytes, _ = torch.cuda.mem_get_info(device)
+    available_bytes = available_memory_bytes(device)
     area_ratio = latent_size[0] * latent_size[1] / _ACTIVATION_LATENT_AREA
     per_tile = rows * num_tile_frames * _ACTIVATION_BYTES_PER_FRAME * area_ratio
-    return max(1, min(num_tiles, int(free_bytes * _MEMORY_HEADROOM // per_tile)))
+    return max(1, min(num_tiles, int(available_bytes * MEMORY_HEADROOM // per_tile)))

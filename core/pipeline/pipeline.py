@@ -18,6 +18,7 @@ from diffusers.schedulers.scheduling_euler_discrete import EulerDiscreteSchedule
 
 from core.models.loading import MimicMotionModels
 from core.pipeline import conditioning
+from core.pipeline.decoding import auto_chunks_per_call, decode_latents
 from core.pipeline.denoising import (
     TileConditioning,
     TileModel,
@@ -70,6 +71,7 @@ class MimicMotionPipeline:
         tile_overlap: int = 6,
         decode_chunk_size: int = 8,
         tile_batch_size: int | None = None,
+        decode_chunks_per_call: int | None = None,
         sigma_schedule: SigmaSchedule = "karras",
         on_step: OnStep | None = None,
     ) -> MimicMotionOutput:
@@ -80,13 +82,17 @@ class MimicMotionPipeline:
             pose_frames: (N + 1, H, W, 3) uint8 drawn poses, the reference image's own pose first.
             seed: seeds the CPU generator of every random draw, so a seed gives the same noise anywhere.
             tile_batch_size: tiles per UNet call; None picks 1 on CPU and what free memory allows on CUDA.
+            decode_chunks_per_call: whole ``decode_chunk_size`` chunks per VAE decoder call (the same
+                frames up to float rounding); None picks 1 on CPU and what free memory allows on CUDA.
             sigma_schedule: "karras" (the original's) or "align_your_steps" (good at 10 or fewer steps).
             on_step: called as ``on_step(step, total_steps)`` after each denoising step (step counts
                 from 1); it may raise ``JobCanceledError`` to stop between steps.
         """
         models, timer = self.models, _StageTimer(self.models.device)
         # 0. Inputs and defaults
-        self._check_inputs(image, pose_frames, num_inference_steps, decode_chunk_size, tile_batch_size)
+        self._check_inputs(
+            image, pose_frames, num_inference_steps, decode_chunk_size, tile_batch_size, decode_chunks_per_call
+        )
         num_frames = len(pose_frames)
         height, width = image.shape[:2]
         latent_size = (height // self.vae_scale_factor, width // self.vae_scale_factor)
@@ -144,7 +150,7 @@ class MimicMotionPipeline:
         logger.info("denoised in %.2f s", time.perf_counter() - denoising_started)
         # 10. Chunked VAE decode
         with timer.stage("decoding"):
-            frames = self._decode_latents(latents, decode_chunk_size)
+            frames = self._decode_latents(latents, decode_chunk_size, decode_chunks_per_call)
         # 11. Output, reference frame dropped
         return MimicMotionOutput(frames=frames[1:], timings=timer.timings)
 
@@ -155,6 +161,7 @@ class MimicMotionPipeline:
         num_inference_steps: int,
         decode_chunk_size: int,
         tile_batch_size: int | None,
+        decode_chunks_per_call: int | None,
     ) -> None:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image must be an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
@@ -172,6 +179,7 @@ class MimicMotionPipeline:
             ("num_inference_steps", num_inference_steps),
             ("decode_chunk_size", decode_chunk_size),
             ("tile_batch_size", tile_batch_size or 1),
+            ("decode_chunks_per_call", 1 if decode_chunks_per_call is None else decode_chunks_per_call),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
@@ -215,23 +223,23 @@ class MimicMotionPipeline:
         # keep the scheduler's float32 t (bfloat16 would round it far more than the original did).
         return t.to(self.latents_dtype)
 
-    def _decode_latents(self, latents: torch.Tensor, decode_chunk_size: int) -> np.ndarray:
-        """(1, N', 4, h, w) latents -> (N', H, W, 3) uint8, decoding ``decode_chunk_size`` frames at a time.
+    def _decode_latents(
+        self, latents: torch.Tensor, decode_chunk_size: int, decode_chunks_per_call: int | None
+    ) -> np.ndarray:
+        """(1, N', 4, h, w) latents -> (N', H, W, 3) uint8, in chunks of ``decode_chunk_size`` frames.
 
-        The temporal decoder mixes frames only within a chunk, so the chunk size is part of the output.
+        The temporal decoder mixes frames only within a chunk, so the chunk size is part of the output;
+        how many whole chunks share one decoder call is not, up to float rounding (``decoding.py``).
         """
         vae = self.models.vae
-        latents = latents.flatten(0, 1).to(vae.device, vae.dtype)  # (N', 4, h, w), where the VAE lives
-        latents = 1 / vae.config["scaling_factor"] * latents
-        chunks = []
-        for start in range(0, len(latents), decode_chunk_size):
-            chunk = latents[start : start + decode_chunk_size]
-            pixels = vae.decode(chunk, num_frames=len(chunk)).sample.float()  # (n, 3, H, W)
-            pixels = (pixels / 2 + 0.5).clamp(0, 1)
-            # * 255 then truncation toward zero, as the original's .to(uint8) (reference §4.1 step 14).
-            # Each chunk leaves the device as uint8, so a long video never holds float frames there.
-            chunks.append((pixels * 255).to(torch.uint8).cpu())
-        return torch.cat(chunks).permute(0, 2, 3, 1).numpy()  # (N', 3, H, W) -> (N', H, W, 3)
+        num_frames, latent_size = latents.shape[1], (latents.shape[-2], latents.shape[-1])
+        if decode_chunks_per_call is None:
+            decode_chunks_per_call = auto_chunks_per_call(vae, num_frames, latent_size, decode_chunk_size)
+        logger.info(
+            "decoding %d frames in chunks of %d, %d chunk(s) per VAE call",
+            num_frames, decode_chunk_size, decode_chunks_per_call,
+        )  # fmt: skip
+        return decode_latents(vae, latents, decode_chunk_size, decode_chunks_per_call)
 
 
 class _StageTimer:

@@ -1,0 +1,15 @@
+"""Device memory a batched model call may plan on; shared by tile batching (UNet) and chunk batching (VAE)."""
+
+import torch
+
+# Share of the available memory a batched call plans to fill: the rest absorbs allocator
+# fragmentation, cuDNN workspaces and the error of the activation estimates.
+MEMORY_HEADROOM = 0.6
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """Bytes this process can still allocate on a CUDA ``device``: free on the card, plus what torch's
+    caching allocator holds unused (an earlier stage's or job's activations, reusable by the next call).
+    """
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    return free_bytes + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
