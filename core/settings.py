@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         description="While a job denoises, the worker fetches, decodes and pose-extracts the next queued job's "
         "inputs, so the GPU does not wait for them.",
     )
+    finish_in_background: bool = Field(
+        default=True,
+        description="A job's result is encoded and uploaded in a thread while the worker starts the next job on "
+        "the GPU; one job finishes at a time. Off: the task returns only after the upload.",
+    )
     data_dir: Path = Field(
         default=Path("./.mimicmotion"),
         description="Local storage and scratch space for the embedded default stack.",

@@ -68,7 +68,9 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
         stranded_after_s=2 * settings.lease_s,
     )
     metrics_port = settings.worker_metrics_port + (gpu or 0) if settings.worker_metrics_port else 0
-    start_worker_metrics(metrics_port, name, info, loaded.store, model_load_s=model_load_s)
+    metrics = start_worker_metrics(metrics_port, name, info, loaded.store, model_load_s=model_load_s)
+    if metrics is not None:
+        loaded.on_job_end = metrics.job_ended
     # SIGTERM/SIGINT: the running job gets shutdown_grace_s to finish, then goes back to the queue.
     worker_shutting_down.connect(lambda **_: loaded.stop.request(), weak=False)
     heartbeat.start()
@@ -77,6 +79,9 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
     try:
         celery_worker.start()  # returns after a warm shutdown (SIGTERM, SIGINT): the running job finishes first
     finally:
+        # The last job's result may still be uploading: finish it (a job past the grace is left to its lease).
+        if loaded.finisher is not None:
+            loaded.finisher.drain(timeout_s=settings.shutdown_grace_s)
         reaper.stop()
         heartbeat.stop()
     return int(celery_worker.exitcode or 0)

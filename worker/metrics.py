@@ -8,7 +8,6 @@ torch is only read from ``sys.modules``, never imported here: a CPU-less scrape 
 
 import logging
 import sys
-import time
 from collections.abc import Callable, Iterator
 from threading import Thread
 from typing import Any
@@ -58,7 +57,8 @@ class GpuMemoryCollector(Collector):
 class WorkerMetrics:
     """The worker's metrics on their own registry (nothing registers globally, so tests can build many)."""
 
-    def __init__(self, worker: str, info: dict[str, Any]) -> None:
+    def __init__(self, worker: str, info: dict[str, Any], store: JobStore) -> None:
+        self.store = store
         self.registry = CollectorRegistry(auto_describe=True)
         self.info = Gauge(
             "mimicmotion_worker_info", "This worker: name, device, GPU, tiny model.",
@@ -73,9 +73,12 @@ class WorkerMetrics:
             "mimicmotion_worker_jobs", "Jobs this worker handled, by the job's status afterwards.", ["outcome"],
             registry=self.registry,
         )  # fmt: skip
-        self.running = Gauge("mimicmotion_worker_running_jobs", "Jobs running in this process.", registry=self.registry)
+        self.running = Gauge(
+            "mimicmotion_worker_running_jobs", "Animate tasks running in this process (the GPU part of a job).",
+            registry=self.registry,
+        )  # fmt: skip
         self.job_seconds = Histogram(
-            "mimicmotion_worker_job_seconds", "Wall time of one task, claim to final write.", registry=self.registry,
+            "mimicmotion_worker_job_seconds", "Wall time of one job, claim to final write.", registry=self.registry,
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf")),
         )  # fmt: skip
         self.peak_gpu_memory = Histogram(
@@ -93,25 +96,24 @@ class WorkerMetrics:
         logger.info("worker metrics on http://%s:%d/metrics", addr, server.server_port)
         return server, thread
 
-    def track_tasks(self, store: JobStore) -> None:
-        """Count each animate task by the status its job has afterwards, with its time and peak GPU memory."""
-        started: dict[str, float] = {}
+    def track_tasks(self) -> None:
+        """Count the animate tasks running here, and each one's peak GPU memory."""
+        running: set[str] = set()
 
         def before(task_id: str | None = None, task: Any = None, **_: Any) -> None:
             if getattr(task, "name", None) != ANIMATE_TASK or task_id is None:
                 return
-            started[task_id] = time.monotonic()
+            running.add(task_id)
             self.running.inc()
             torch: Any = sys.modules.get("torch")
             if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
                 torch.cuda.reset_peak_memory_stats()
 
-        def after(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
-            if task_id not in started:
+        def after(task_id: str | None = None, **_: Any) -> None:
+            if task_id not in running:
                 return
+            running.discard(task_id)
             self.running.dec()
-            self.job_seconds.observe(time.monotonic() - started.pop(task_id))
-            self.jobs.labels(self._outcome(store, args[0] if args else None)).inc()
             torch: Any = sys.modules.get("torch")
             if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
                 self.peak_gpu_memory.observe(torch.cuda.max_memory_allocated())
@@ -120,6 +122,11 @@ class WorkerMetrics:
         task_prerun.connect(before, weak=False)
         task_postrun.connect(after, weak=False)
         self._handlers = (before, after)
+
+    def job_ended(self, job_id: str, seconds: float) -> None:
+        """run_job's end-of-job hook: the job's status afterwards, and its time from claim to final write."""
+        self.job_seconds.observe(seconds)
+        self.jobs.labels(self._outcome(job_id)).inc()
 
     def close(self) -> None:
         """Stop serving and stop counting tasks (tests; a worker keeps both until it exits)."""
@@ -132,12 +139,9 @@ class WorkerMetrics:
             self.server.server_close()
             self.server = None
 
-    @staticmethod
-    def _outcome(store: JobStore, job_id: Any) -> str:
-        if not isinstance(job_id, str):
-            return "unknown"
+    def _outcome(self, job_id: str) -> str:
         try:
-            return store.get(job_id).status.value
+            return self.store.get(job_id).status.value
         except JobNotFoundError:
             return "unknown"
         except Exception:  # a metrics read must never fail the worker; the job itself is already recorded
@@ -154,8 +158,8 @@ def start_worker_metrics(
     """
     if port == 0:
         return None
-    metrics = WorkerMetrics(worker, info)
+    metrics = WorkerMetrics(worker, info, store)
     metrics.model_load_seconds.set(model_load_s)
-    metrics.track_tasks(store)
+    metrics.track_tasks()
     metrics.serve(port, addr)
     return metrics

@@ -5,6 +5,7 @@ starts, never at import time; tasks then read the loaded state through ``worker_
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.animate import Animator, load_animator, warm_up
@@ -16,6 +17,7 @@ from core.models.files import ModelFiles, resolve_model_files
 from core.pipeline.performance import PerformanceOptions
 from core.settings import Settings
 from core.storage import Storage, create_storage
+from worker.finisher import BackgroundFinisher
 from worker.prefetch import Prefetcher
 from worker.shutdown import GracefulStop
 
@@ -32,6 +34,9 @@ class Loaded:
     storage: Storage
     stop: GracefulStop
     prefetch: Prefetcher | None  # the next job's inputs, prepared while this one denoises
+    finisher: BackgroundFinisher | None  # the last job's encode and upload, while the next one runs
+    # Set by the worker entry point once its metrics exist: counts each job's outcome.
+    on_job_end: Callable[[str, float], None] = lambda job_id, seconds: None
 
 
 _loaded: Loaded | None = None
@@ -58,7 +63,7 @@ def load(settings: Settings, name: str) -> Loaded:
     prefetch = Prefetcher(store, settings, animator, queues) if settings.prefetch else None
     _loaded = Loaded(
         settings, name, files, animator, store, create_storage(settings), GracefulStop(settings.shutdown_grace_s),
-        prefetch,
+        prefetch, BackgroundFinisher() if settings.finish_in_background else None,
     )  # fmt: skip
     return _loaded
 
@@ -81,7 +86,7 @@ def worker_deps() -> RunDeps:
     return RunDeps(
         store=loaded.store, storage=loaded.storage, animator=get_animator, settings=loaded.settings,
         worker=loaded.name, lease_s=loaded.settings.lease_s, must_stop=loaded.stop.expired,
-        prefetch=loaded.prefetch,
+        prefetch=loaded.prefetch, finisher=loaded.finisher, on_job_end=loaded.on_job_end,
     )  # fmt: skip
 
 

@@ -4,15 +4,18 @@ Redelivery-safe: it starts with a guarded claim and does nothing for a job that 
 held by a live worker. No Celery here; worker/tasks.py only forwards the job id.
 """
 
+import contextvars
+import functools
 import logging
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 import redis
@@ -36,11 +39,18 @@ from core.webhooks import WebhookEvent
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Share of the whole job each stage spans, for ``progress.fraction`` (denoising dominates on a GPU).
 STAGE_SPANS: dict[Stage, tuple[float, float]] = {
     Stage.fetching: (0.0, 0.05), Stage.pose: (0.05, 0.15), Stage.denoising: (0.15, 0.85),
     Stage.decoding: (0.85, 0.92), Stage.encoding: (0.92, 0.97), Stage.uploading: (0.97, 1.0),
 }  # fmt: skip
+
+
+class ResultFinisher(Protocol):
+    def submit(self, job_id: str, finish: Callable[[], None]) -> None:
+        """Run ``finish`` (encode, upload, final write) in the background; it never raises."""
 
 
 @dataclass
@@ -64,11 +74,21 @@ class RunDeps:
     wall_clock: Callable[[], datetime] = utc_now  # for deadlines, which are wall-clock times
     # Prepares the next queued job's inputs while this one denoises (worker/prefetch.py); None: off.
     prefetch: InputsPrefetch | None = None
+    # Encodes and uploads in the background while the next job runs (worker/finisher.py); None: inline.
+    finisher: ResultFinisher | None = None
+    # Called once per claimed job, after its final write (or after it was left to its lease), with the
+    # seconds since its claim; from the finisher's thread when there is one. The worker counts outcomes.
+    on_job_end: Callable[[str, float], None] = lambda job_id, seconds: None
 
 
 @job_log_context  # every log line of this job carries its id
 def run_job(job_id: str, deps: RunDeps) -> None:
-    """Run job ``job_id`` if this worker can claim it; record success, or failure with its code."""
+    """Run job ``job_id`` if this worker can claim it; record success, or failure with its code.
+
+    The GPU part (fetch, pose, denoising, decoding) runs in the caller's thread. Encoding, upload and
+    the final write run there too, or on ``deps.finisher`` so that the next job can start on the GPU
+    meanwhile. The job's lease and scratch directory last until its final write either way.
+    """
     try:
         job = deps.store.claim(job_id, deps.worker, lease_s=deps.lease_s)
     except JobNotFoundError:
@@ -77,28 +97,35 @@ def run_job(job_id: str, deps: RunDeps) -> None:
         logger.info("job %s: unknown, finished or held by a live worker; nothing to do", job_id)
         return
     logger.info("job %s: started on %s (attempt %d)", job_id, deps.worker, job.attempts)
+    claimed_at = deps.clock()
     run = _Run(job, deps)
     scratch = deps.settings.data_dir / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
-    try:
+    held = ExitStack()  # closed after the final write: the lease stops, then the scratch files go
+    tmp = Path(held.enter_context(tempfile.TemporaryDirectory(prefix=f"job-{job_id}-", dir=scratch)))
+    held.enter_context(run.lease_renewed())
+
+    def generate() -> Animation:
         run.check_deadline()  # a job that waited in the queue past its deadline never starts
         run.record_event(job, "job.started")
-        with run.lease_renewed(), tempfile.TemporaryDirectory(prefix=f"job-{job_id}-", dir=scratch) as tmp:
-            output = run.stages(Path(tmp))
-        run.succeed(output)
-    except (JobCanceledError, InvalidTransitionError) as exc:
-        logger.info("job %s: stopped, no longer ours (%s)", job_id, exc)
-    except _WorkerStoppingError:
-        run.requeue()
-    except MimicMotionError as exc:
-        run.fail(exc.code, exc.message)
-    except redis.RedisError:
-        # The job store is unreachable, so nothing can be recorded: the lease lapses and the reaper hands
-        # the job back (or fails it as worker_lost). A Redis blip never fails a job as internal_error.
-        logger.warning("job %s: job store unavailable; left to its lease", job_id, exc_info=True)
-    except Exception:
-        logger.exception("job %s: unexpected error", job_id)  # the traceback goes to the log only
-        run.fail("internal_error", "the worker hit an unexpected error; it has been logged")
+        return run.generate(tmp)
+
+    try:
+        animation = run.guarded(generate)
+    except BaseException:  # interpreter exit or Celery's cold shutdown: stop renewing, leave it to its lease
+        held.close()
+        raise
+
+    def finish() -> None:
+        with held:
+            if animation is not None:
+                run.guarded(lambda: run.succeed(run.store_results(animation, tmp)))
+        deps.on_job_end(job_id, deps.clock() - claimed_at)
+
+    if animation is None or deps.finisher is None:
+        finish()
+    else:  # the finisher's thread keeps this job's log context
+        deps.finisher.submit(job_id, functools.partial(contextvars.copy_context().run, finish))
 
 
 class _WorkerStoppingError(Exception):
@@ -117,7 +144,27 @@ class _Run:
         self.webhooks = Deliveries(deps.store)
         self._last_event_time, self._last_event_fraction = float("-inf"), 0.0
 
-    def stages(self, tmp: Path) -> JobOutput:
+    def guarded(self, step: Callable[[], T]) -> T | None:
+        """Run ``step``; on an error, record the job's end the way the error calls for and return None."""
+        try:
+            return step()
+        except (JobCanceledError, InvalidTransitionError) as exc:
+            logger.info("job %s: stopped, no longer ours (%s)", self.job.id, exc)
+        except _WorkerStoppingError:
+            self.requeue()
+        except MimicMotionError as exc:
+            self.fail(exc.code, exc.message)
+        except redis.RedisError:
+            # The job store is unreachable, so nothing can be recorded: the lease lapses and the reaper
+            # hands the job back (or fails it as worker_lost). A Redis blip never fails a job as internal_error.
+            logger.warning("job %s: job store unavailable; left to its lease", self.job.id, exc_info=True)
+        except Exception:
+            logger.exception("job %s: unexpected error", self.job.id)  # the traceback goes to the log only
+            self.fail("internal_error", "the worker hit an unexpected error; it has been logged")
+        return None
+
+    def generate(self, tmp: Path) -> Animation:
+        """The GPU part: inputs, poses, denoising and VAE decoding, as uint8 frames."""
         job = self.job
         # 1. Fetch and decode the inputs (refused addresses, caps and bad media fail the job here),
         #    unless the worker prepared them while the previous job denoised.
@@ -134,6 +181,11 @@ class _Run:
         )  # fmt: skip
         self.timings.update(animation.timings)
         self.params = animation.params  # the seed actually used, recorded with the result
+        return animation
+
+    def store_results(self, animation: Animation, tmp: Path) -> JobOutput:
+        """The CPU and I/O part: encode the result and its pose video, then upload both."""
+        job = self.job
         # 5. Encode the result, and the pose frames aligned with it (the reference's own pose dropped).
         self.report(Stage.encoding, 0, 1, force=True)
         with self.timed("encoding"):
@@ -227,7 +279,10 @@ class _Run:
                 except Exception:  # a Redis blip: try again until the lease would lapse anyway
                     logger.warning("job %s: lease renewal failed", self.job.id, exc_info=True)
 
-        thread = threading.Thread(target=renew, name=f"lease-{self.job.id}", daemon=True)
+        # In the job's log context, so its warnings name the job.
+        thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(renew,), name=f"lease-{self.job.id}", daemon=True
+        )
         thread.start()
         try:
             yield

@@ -213,6 +213,7 @@ def test_worker_metrics_endpoint_serves_gpu_less_metrics(redis_url: str) -> None
         store.claim(job.id, "w1@host", lease_s=60)
         store.transition(job.id, JobStatus.failed, worker="w1@host")
         task_postrun.send(sender=task, task_id="t1", task=task, args=[job.id])
+        metrics.job_ended(job.id, 3.0)  # run_job's hook, after the job's final write
         body = httpx.get(f"http://127.0.0.1:{metrics.server.server_port}/metrics", timeout=5).text
     finally:
         metrics.close()
