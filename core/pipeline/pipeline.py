@@ -178,7 +178,7 @@ class MimicMotionPipeline:
         for name, value in (
             ("num_inference_steps", num_inference_steps),
             ("decode_chunk_size", decode_chunk_size),
-            ("tile_batch_size", tile_batch_size or 1),
+            ("tile_batch_size", 1 if tile_batch_size is None else tile_batch_size),
             ("decode_chunks_per_call", 1 if decode_chunks_per_call is None else decode_chunks_per_call),
         ):
             if value < 1:

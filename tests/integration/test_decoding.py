@@ -111,6 +111,8 @@ def test_pipeline_decode_chunks_per_call_keeps_the_frames(models: MimicMotionMod
     _assert_rounding_only(batched, default)
     with pytest.raises(ValueError, match="decode_chunks_per_call must be at least 1, got 0"):
         pipeline(image, pose_frames, decode_chunks_per_call=0, **settings)
+    with pytest.raises(ValueError, match="tile_batch_size must be at least 1, got 0"):  # 0 is not "auto"
+        pipeline(image, pose_frames, tile_batch_size=0, **settings)
 
 
 def _assert_rounding_only(frames: np.ndarray, expected: np.ndarray) -> None:
