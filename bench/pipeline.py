@@ -26,7 +26,7 @@ from core.models.loading import resolve_device, resolve_dtype
 from core.models.pose_net import PoseNet
 from core.models.tiny import UNET_CONFIG as TINY_UNET_CONFIG
 from core.models.unet import PoseConditionedUNet
-from core.pipeline.denoising import TileConditioning, apply_guidance, predict_fused_noise
+from core.pipeline.denoising import TileConditioning, apply_guidance, predict_fused_noise, tile_frame_indices
 from core.pipeline.performance import compile_blocks, to_channels_last
 from core.pipeline.tiling import fusion_weights, tile_indices
 
@@ -58,7 +58,8 @@ class Workload:
     latents: torch.Tensor  # (1, N', 4, h, w)
     pose_pixels: torch.Tensor  # (N', 3, H, W) in [-1, 1]
     conditioning: TileConditioning
-    tiles: list[list[int]]
+    tiles: list[list[int]]  # the original indexes with these Python lists
+    tile_frames: list[torch.Tensor]  # ours: the same indices on the device, made once per job
     weights: torch.Tensor  # (T,)
     guidance: torch.Tensor  # (1, N', 1, 1, 1)
 
@@ -91,6 +92,7 @@ def build_workload(model: str, args: argparse.Namespace, device: torch.device, d
         pose_pixels=pose_pixels,
         conditioning=conditioning,
         tiles=tiles,
+        tile_frames=tile_frame_indices(tiles, device),
         weights=fusion_weights(args.frames, dtype=dtype, device=device),
         guidance=torch.full((1, num_frames, 1, 1, 1), 2.0, device=device, dtype=dtype),
     )
@@ -123,7 +125,7 @@ def original_step(work: Workload, timestep: torch.Tensor) -> torch.Tensor:
 
 def our_step(work: Workload, timestep: torch.Tensor, tile_batch_size: int) -> torch.Tensor:
     noise_pred = predict_fused_noise(
-        work.unet, work.latents, timestep, work.conditioning, work.tiles, work.weights, tile_batch_size
+        work.unet, work.latents, timestep, work.conditioning, work.tile_frames, work.weights, tile_batch_size
     )
     return apply_guidance(noise_pred, work.guidance)
 

@@ -42,10 +42,20 @@ class TileConditioning:
 
 @dataclass(frozen=True)
 class TileModel:
-    """A UNet replica and the job's conditioning, both on the replica's device."""
+    """A UNet replica, the job's conditioning and its tiles' frame indices, all on the replica's device."""
 
     unet: PoseConditionedUNet
     conditioning: TileConditioning
+    tiles: Sequence[torch.Tensor]
+
+
+def tile_frame_indices(tiles: list[list[int]], device: torch.device) -> list[torch.Tensor]:
+    """Each tile's frame indices as a tensor on ``device``, made once per job.
+
+    Indexing device tensors with Python lists would build and copy an index tensor host-to-device
+    (a stream sync on CUDA) for every tile of every step.
+    """
+    return [torch.tensor(tile, device=device) for tile in tiles]
 
 
 def predict_fused_noise(
@@ -53,7 +63,7 @@ def predict_fused_noise(
     latent_model_input: torch.Tensor,
     timestep: torch.Tensor,
     conditioning: TileConditioning,
-    tiles: list[list[int]],
+    tiles: Sequence[torch.Tensor],
     fusion_weights: torch.Tensor,
     tile_batch_size: int,
     *,
@@ -64,6 +74,7 @@ def predict_fused_noise(
 
     Args:
         latent_model_input: (1, N', 4, h, w) scaled noisy latents.
+        tiles: (T,) frame indices per tile on the latents' device (``tile_frame_indices``).
         fusion_weights: (T,) in the accumulation dtype (the original's fp16 in a float16 run).
         cfg_mode: "batched" runs both guidance rows in one call; "sequential" one call per row (less memory).
         helpers: UNet replicas on other devices; tile groups are dealt round-robin over the main UNet
@@ -77,13 +88,15 @@ def predict_fused_noise(
     noise_pred = latent_model_input.new_zeros((rows, *latent_model_input.shape[1:]), dtype=fusion_weights.dtype)
     counts = fusion_weights.new_zeros(num_frames)
     weights = fusion_weights[:, None, None, None]  # (T, 1, 1, 1)
-    groups = [tiles[start : start + tile_batch_size] for start in range(0, len(tiles), tile_batch_size)]
-    models = [TileModel(unet, conditioning), *helpers]
+    # Groups of tile positions; each device indexes with its own copy of the tiles' frame indices.
+    groups = [range(start, min(start + tile_batch_size, len(tiles))) for start in range(0, len(tiles), tile_batch_size)]
+    models = [TileModel(unet, conditioning, tiles), *helpers]
     predictions = _predict_groups(models, latent_model_input, timestep, groups, rows, cfg_mode)
     # Tiles accumulate in the original's order, so the float sums round exactly as its sequential loop
     # did, however many devices computed them.
     for group, tile_preds in zip(groups, predictions, strict=True):
-        for position, frames in enumerate(group):
+        for position, tile in enumerate(group):
+            frames = tiles[tile]
             noise_pred[:, frames] += tile_preds[:, position].to(fusion_weights.dtype) * weights
             counts[frames] += fusion_weights
     return noise_pred / counts[:, None, None, None]
@@ -93,15 +106,16 @@ def _predict_groups(
     models: list[TileModel],
     latent_model_input: torch.Tensor,
     timestep: torch.Tensor,
-    groups: list[list[list[int]]],
+    groups: list[range],
     rows: int,
     cfg_mode: CfgMode,
 ) -> Iterator[torch.Tensor]:
-    """(rows, k, T, 4, h, w) per group, in group order, on the main device."""
+    """(rows, k, T, 4, h, w) per group of tile positions, in group order, on the main device."""
     if len(models) == 1:  # one device: one group at a time, so only one group's output is alive
-        unet, conditioning = models[0].unet, models[0].conditioning
+        model = models[0]
         for group in groups:
-            yield _predict_tiles(unet, latent_model_input, timestep, conditioning, group, rows, cfg_mode)
+            frames = [model.tiles[tile] for tile in group]
+            yield _predict_tiles(model.unet, latent_model_input, timestep, model.conditioning, frames, rows, cfg_mode)
         return
 
     def run_share(index: int) -> list[torch.Tensor]:
@@ -109,7 +123,10 @@ def _predict_groups(
         device = model.conditioning.image_latents.device
         latents, t = latent_model_input.to(device), timestep.to(device)
         share = groups[index :: len(models)]  # round-robin: devices finish together when groups are equal
-        return [_predict_tiles(model.unet, latents, t, model.conditioning, group, rows, cfg_mode) for group in share]
+        return [
+            _predict_tiles(model.unet, latents, t, model.conditioning, [model.tiles[i] for i in group], rows, cfg_mode)
+            for group in share
+        ]
 
     # One thread per device: each launches its own kernels (torch releases the GIL), so the devices
     # run at once; the main device's share runs in the pool too.
@@ -125,7 +142,7 @@ def _predict_tiles(
     latent_model_input: torch.Tensor,
     timestep: torch.Tensor,
     conditioning: TileConditioning,
-    group: list[list[int]],
+    group: list[torch.Tensor],
     rows: int,
     cfg_mode: CfgMode = "batched",
 ) -> torch.Tensor:

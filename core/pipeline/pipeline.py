@@ -25,6 +25,7 @@ from core.pipeline.denoising import (
     apply_guidance,
     auto_tile_batch_size,
     predict_fused_noise,
+    tile_frame_indices,
 )
 from core.pipeline.performance import PerformanceOptions, apply_performance, replicate_unet
 from core.pipeline.sigmas import SigmaSchedule, align_your_steps_sigmas
@@ -126,7 +127,11 @@ class MimicMotionPipeline:
         tile_conditioning = TileConditioning(
             image_embeddings, image_latents, added_time_ids, pose_latents, do_classifier_free_guidance
         )
-        helpers = [TileModel(unet, tile_conditioning.to(unet.device)) for unet in self.helper_unets]
+        tile_frames = tile_frame_indices(tiles, models.device)
+        helpers = [
+            TileModel(unet, tile_conditioning.to(unet.device), tile_frame_indices(tiles, unet.device))
+            for unet in self.helper_unets
+        ]
         logger.info(
             "denoising %d frames in %d tiles of %d, %d tile(s) per UNet call, %d steps",
             num_frames, len(tiles), len(tiles[0]), tile_batch_size, num_inference_steps,
@@ -138,7 +143,7 @@ class MimicMotionPipeline:
                 latent_model_input = scheduler.scale_model_input(latents, t)
                 noise_pred = predict_fused_noise(
                     models.unet, latent_model_input, self._unet_timestep(t), tile_conditioning,
-                    tiles, weights, tile_batch_size, cfg_mode=self.options.cfg_mode, helpers=helpers,
+                    tile_frames, weights, tile_batch_size, cfg_mode=self.options.cfg_mode, helpers=helpers,
                 )  # fmt: skip
                 noise_pred = apply_guidance(noise_pred, guidance)
                 # RNG draw 3 is skipped: the original's Euler step (diffusers 0.27) drew unused noise here

@@ -10,7 +10,7 @@ from core.errors import JobCanceledError
 from core.models.files import resolve_model_files
 from core.models.loading import MimicMotionModels, load_models
 from core.pipeline import conditioning
-from core.pipeline.denoising import TileConditioning, auto_tile_batch_size, predict_fused_noise
+from core.pipeline.denoising import TileConditioning, auto_tile_batch_size, predict_fused_noise, tile_frame_indices
 from core.pipeline.pipeline import MimicMotionPipeline
 from core.pipeline.tiling import fusion_weights, tile_indices
 from tests.support.original_schedule import run_original_schedule
@@ -85,7 +85,8 @@ def test_fused_noise_batched_equals_sequential(models: MimicMotionModels) -> Non
         do_classifier_free_guidance=True,
     )
     latents = torch.randn((1, 16, 4, HEIGHT // 8, WIDTH // 8), generator=generator)
-    tiles, weights = tile_indices(16, 8, 3), fusion_weights(8, dtype=torch.float32)
+    tiles = tile_frame_indices(tile_indices(16, 8, 3), torch.device("cpu"))
+    weights = fusion_weights(8, dtype=torch.float32)
     timestep = torch.tensor(0.5)
     with torch.no_grad():
         predictions = [

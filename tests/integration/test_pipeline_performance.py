@@ -1,11 +1,13 @@
 """PerformanceOptions and sigma schedules on the tiny model, CPU: each option against the default path."""
 
 import itertools
+import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from core.models.files import resolve_model_files
 from core.models.loading import load_models
@@ -112,3 +114,43 @@ def test_align_your_steps_schedule_drives_the_scheduler(tiny_model_dir: Path, de
     assert np.abs(frames.astype(int) - default_frames.astype(int)).mean() > 0.5  # another schedule, other frames
     explicit = pipeline(image, pose_frames, sigma_schedule="karras", **SETTINGS).frames
     assert np.array_equal(explicit, default_frames)  # the default is the original's schedule
+
+
+class _HostTransfers(TorchDispatchMode):
+    """Records, per call site, the ops that move data between host and device on CUDA.
+
+    ``aten.lift_fresh`` makes a tensor from Python data (a list index, ``torch.tensor(...)``): on CUDA
+    a host-to-device copy with a stream sync. ``aten._local_scalar_dense`` reads a value back to the
+    host (``.item()``, ``bool(t)``): a sync when the tensor is on the device. On CPU both still show.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sites: set[tuple[str, str]] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func in (torch.ops.aten.lift_fresh.default, torch.ops.aten._local_scalar_dense.default):
+            caller = next(
+                frame for frame in reversed(traceback.extract_stack()[:-1])
+                if "/core/" in frame.filename or "/diffusers/" in frame.filename
+            )  # fmt: skip
+            self.sites.add((func.__name__, f"{Path(caller.filename).name}:{caller.line}"))
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_step_loop_makes_no_host_device_copies(tiny_model_dir: Path) -> None:
+    image, pose_frames = _inputs()
+    transfers = _HostTransfers()
+
+    def on_step(step: int, total_steps: int) -> None:  # records steps 2..N whole: the loop body
+        if step == 1:
+            transfers.__enter__()
+        elif step == total_steps:
+            transfers.__exit__(None, None, None)
+
+    _pipeline(tiny_model_dir)(image, pose_frames, on_step=on_step, **SETTINGS)
+
+    # The one host read left is diffusers' Euler step comparing a sigma, which it keeps on the CPU on
+    # purpose; it never waits for the GPU.
+    assert {site for site in transfers.sites if "scheduling_euler_discrete" not in site[1]} == set()
+    assert transfers.sites, "nothing recorded: the loop ran outside the recorder"
