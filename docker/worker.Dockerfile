@@ -37,9 +37,10 @@ RUN /opt/venv/bin/pip install --no-cache-dir '.[worker]' \
 FROM python
 RUN groupadd --system --gid 10001 mimicmotion \
     && useradd --system --uid 10001 --gid mimicmotion --create-home --home-dir /home/mimicmotion mimicmotion \
-    && mkdir -p /data /models && chown mimicmotion:mimicmotion /data
+    && mkdir -p /data /models /cache && chown mimicmotion:mimicmotion /data /cache
 COPY --from=build /opt/venv /opt/venv
 # HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE: loading reads /models only; a missing file fails, never downloads.
+# /cache: torch.compile's kernels (MIMICMOTION_COMPILE_UNET); on a volume, a restarted worker skips recompiling.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
@@ -48,7 +49,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     MIMICMOTION_DATA_DIR=/data \
     MIMICMOTION_DEVICE=cuda \
     MIMICMOTION_LOG_FORMAT=json \
-    MIMICMOTION_WORKER_METRICS_PORT=9100
+    MIMICMOTION_WORKER_METRICS_PORT=9100 \
+    TORCHINDUCTOR_CACHE_DIR=/cache/torch/inductor \
+    TRITON_CACHE_DIR=/cache/torch/triton
 USER 10001:10001
 WORKDIR /home/mimicmotion
 EXPOSE 9100
