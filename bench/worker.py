@@ -2,8 +2,11 @@
 
 Starts a stack like ``mimicmotion up`` (own Redis, a real worker process, loopback only), submits
 ``--jobs`` jobs at once, and reads the worker's JSON log: ``denoising ...`` opens a job's loop and
-``denoised in`` closes it. Idle fraction = sum of gaps / (first loop start .. last loop end). Runs
-with prefetch off, then on. CPU: the tiny model. CUDA: set MIMICMOTION_MODEL_DIR and ``--device cuda``.
+``denoised in`` closes it. Loop gap = sum of gaps / (first loop start .. last loop end). Part of each
+gap is still GPU work (the VAE decode of one job, the conditioning and PoseNet of the next, from the
+jobs' own timings); what remains is the GPU idle. Runs with prefetch and background finishing both
+off, prefetch alone, then both on. CPU: the tiny model. CUDA: set MIMICMOTION_MODEL_DIR and
+``--device cuda``.
 
     .venv/bin/python -m bench.worker                                  # CPU, tiny model
     MIMICMOTION_MODEL_DIR=/models .venv/bin/python -m bench.worker --device cuda --resolution 576 --steps 25
@@ -16,6 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -61,9 +65,22 @@ def _finished(client: httpx.Client, job_id: str) -> dict | None:
     return job if job["status"] in ("succeeded", "failed", "canceled") else None
 
 
-def run(directory: Path, inputs_url: str, args: argparse.Namespace, prefetch: bool) -> tuple[float, float, int]:
+@dataclass
+class Result:
+    loop_gap: float  # share of the span between denoising loops
+    gpu_idle: float  # the same, less the GPU stages that fall in the gaps
+    mean_gap_s: float
+    loops: int
+
+
+# GPU work between two denoising loops: the earlier job's decode, the later job's conditioning.
+GPU_STAGES_AFTER_LOOP, GPU_STAGES_BEFORE_LOOP = ("decoding",), ("conditioning", "pose_latents")
+
+
+def run(directory: Path, inputs_url: str, args: argparse.Namespace, prefetch: bool, finish: bool) -> Result:
     extra = {
-        "MIMICMOTION_PREFETCH": str(prefetch).lower(), "MIMICMOTION_LOG_FORMAT": "json",
+        "MIMICMOTION_PREFETCH": str(prefetch).lower(), "MIMICMOTION_FINISH_IN_BACKGROUND": str(finish).lower(),
+        "MIMICMOTION_LOG_FORMAT": "json",
         "MIMICMOTION_DEVICE": args.device, "MIMICMOTION_FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
     }  # fmt: skip
     if os.environ.get("MIMICMOTION_MODEL_DIR"):
@@ -76,14 +93,24 @@ def run(directory: Path, inputs_url: str, args: argparse.Namespace, prefetch: bo
     stack = local_stack(directory, extra)
     with stack as (base_url, up), httpx.Client(base_url=base_url, trust_env=False, timeout=10) as client:
         ids = [client.post("/jobs", json=body).raise_for_status().json()["id"] for _ in range(args.jobs)]
+        jobs = []
         for job_id in ids:
             job = wait_for(lambda job_id=job_id: _finished(client, job_id), timeout_s=900, message=f"job {job_id}")
             if job["status"] != "succeeded":
                 raise SystemExit(f"job {job_id}: {job['error']}")
+            jobs.append(job)
         spans = loop_spans(up.log_path.read_text())
+    # One worker runs the jobs in submission order, so loop k belongs to job k.
+    jobs.sort(key=lambda job: job["started_at"])
     gaps = [(later[0] - earlier[1]).total_seconds() for earlier, later in itertools.pairwise(spans)]
+    gpu_in_gaps = [
+        sum(earlier["timings"].get(stage, 0.0) for stage in GPU_STAGES_AFTER_LOOP)
+        + sum(later["timings"].get(stage, 0.0) for stage in GPU_STAGES_BEFORE_LOOP)
+        for earlier, later in itertools.pairwise(jobs)
+    ]
     total = (spans[-1][1] - spans[0][0]).total_seconds()
-    return sum(gaps) / total, sum(gaps) / max(1, len(gaps)), len(spans)
+    idle = sum(max(0.0, gap - gpu) for gap, gpu in zip(gaps, gpu_in_gaps, strict=True))
+    return Result(sum(gaps) / total, idle / total, sum(gaps) / max(1, len(gaps)), len(spans))
 
 
 def main() -> None:
@@ -102,11 +129,13 @@ def main() -> None:
         write_video(directory / "inputs" / "drive.mp4", moving_person_frames(args.frames, 96, 128, seed=2), fps=24)
         inputs_url = stack.enter_context(file_server(directory / "inputs"))
         print(f"{args.jobs} queued jobs, {args.device}, resolution {args.resolution}, {args.steps} steps")
-        print(f"{'prefetch':<10}{'GPU idle':>10}{'mean gap s':>12}{'loops':>7}")
-        for prefetch in (False, True):
-            (directory / str(prefetch)).mkdir()
-            idle, gap, loops = run(directory / str(prefetch), inputs_url, args, prefetch)
-            print(f"{'on' if prefetch else 'off':<10}{idle:>10.1%}{gap:>12.3f}{loops:>7}")
+        print(f"{'prefetch':<10}{'finish':<12}{'loop gap':>10}{'GPU idle':>10}{'mean gap s':>12}{'loops':>7}")
+        for prefetch, finish in ((False, False), (True, False), (True, True)):
+            name = f"{prefetch}-{finish}"
+            (directory / name).mkdir()
+            result = run(directory / name, inputs_url, args, prefetch, finish)
+            print(f"{'on' if prefetch else 'off':<10}{'background' if finish else 'inline':<12}"
+                  f"{result.loop_gap:>10.1%}{result.gpu_idle:>10.1%}{result.mean_gap_s:>12.3f}{result.loops:>7}")
 
 
 if __name__ == "__main__":

@@ -193,12 +193,22 @@ def s3() -> Iterator[RestartableS3]:
             server.stop()
 
 
-def s3_stack(stack: ExitStack, tmp_path: Path, tiny_model_dir: Path, s3: RestartableS3) -> tuple[Stack, str]:
+def s3_stack(
+    stack: ExitStack, tmp_path: Path, tiny_model_dir: Path, s3: RestartableS3, workers: tuple[str, ...] = ("s0",)
+) -> tuple[Stack, str]:
     redis_url = stack.enter_context(redis_server(tmp_path))
     env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir,
                     s3_endpoint_url=s3.url, s3_bucket=BUCKET, upload_attempts=3, upload_backoff_s=1.0,
                     **FAST_REAPER)  # fmt: skip
-    return start_stack(stack, {**env, **AWS}, tmp_path, workers=["s0"]), redis_url
+    return start_stack(stack, {**env, **AWS}, tmp_path, workers=list(workers)), redis_url
+
+
+def storing_in_the_background(services: Stack, store: JobStore, job_id: str) -> str | None:
+    """The worker whose finisher is retrying this job's upload, once its task has returned."""
+    worker = str(store.get(job_id).worker).split("@")[0]
+    logs = services.workers[worker].logs(100_000) if worker in services.workers else ""
+    done = "Task mimicmotion.animate[" in logs and "succeeded in" in logs  # Celery's line: the task returned
+    return worker if done and "failed (try 1 of 3)" in logs else None
 
 
 def test_s3_down_during_upload_fails_cleanly_after_retries(
@@ -235,6 +245,54 @@ def test_s3_back_during_the_backoff_stores_both_files(
         assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
         keys = sorted(item["Key"] for item in s3.client().list_objects_v2(Bucket=BUCKET)["Contents"])
         assert keys == [f"jobs/{job_id}/output.mp4", f"jobs/{job_id}/pose.mp4"]
+
+
+def test_worker_killed_while_storing_a_result_in_the_background_has_the_job_run_again(
+    tmp_path: Path, tiny_model_dir: Path, inputs_url: str, s3: RestartableS3
+) -> None:
+    with ExitStack() as stack:
+        services, redis_url = s3_stack(stack, tmp_path, tiny_model_dir, s3, workers=("b0", "b1"))
+        store = JobStore.from_url(redis_url)
+        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        s3.stop()
+        job_id = submit(client, inputs_url, QUICK, seed=9)
+        # Its task message is acknowledged; only the lease still says the job is this worker's.
+        victim = wait_for(lambda: storing_in_the_background(services, store, job_id), timeout_s=90,
+                          message="the upload to be retried after the task returned", interval_s=0.05)  # fmt: skip
+        survivor = "b1" if victim == "b0" else "b0"
+
+        services.workers[victim].process.send_signal(signal.SIGKILL)
+        services.workers[victim].process.wait(timeout=10)
+        s3.start()
+        job = wait_for_terminal(client, [job_id], timeout_s=120, stack=services)[job_id]
+
+        record = store.get(job_id)
+        assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
+        assert (record.attempts, record.worker) == (2, f"{survivor}@stack")
+        keys = sorted(item["Key"] for item in s3.client().list_objects_v2(Bucket=BUCKET)["Contents"])
+        assert keys == [f"jobs/{job_id}/output.mp4", f"jobs/{job_id}/pose.mp4"]
+
+
+def test_sigterm_waits_for_a_result_still_being_stored_in_the_background(
+    tmp_path: Path, tiny_model_dir: Path, inputs_url: str, s3: RestartableS3
+) -> None:
+    with ExitStack() as stack:
+        services, redis_url = s3_stack(stack, tmp_path, tiny_model_dir, s3)
+        store = JobStore.from_url(redis_url)
+        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        s3.stop()
+        job_id = submit(client, inputs_url, QUICK, seed=10)
+        wait_for(lambda: storing_in_the_background(services, store, job_id), timeout_s=90,
+                 message="the upload to be retried after the task returned", interval_s=0.05)  # fmt: skip
+
+        worker = services.workers["s0"]
+        worker.process.send_signal(signal.SIGTERM)  # the worker is idle: only the finisher holds it
+        s3.start()
+        exit_code = worker.process.wait(timeout=120)
+
+        job = store.get(job_id)
+        assert exit_code == 0, services.logs()
+        assert (job.status.value, job.attempts) == ("succeeded", 1), services.logs()
 
 
 def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
