@@ -130,15 +130,28 @@ def our_step(work: Workload, timestep: torch.Tensor, tile_batch_size: int) -> to
     return apply_guidance(noise_pred, work.guidance)
 
 
-def measure(step: Callable[[], torch.Tensor], work: Workload, repeats: int) -> dict[str, float]:
-    """Seconds per step (mean of ``repeats`` after one warm-up), UNet calls, FLOPs and peak memory."""
-    device = work.latents.device
+def count_work(step: Callable[[], torch.Tensor], work: Workload) -> tuple[float, int]:
+    """GFLOP and UNet calls of one step, run eagerly: compiled kernels bypass torch's FLOP counter."""
     calls = [0]
     handle = work.unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        step()
+    handle.remove()
+    return counter.get_total_flops() / 1e9, calls[0]
+
+
+def measure(
+    step: Callable[[], torch.Tensor], work: Workload, repeats: int, counted: tuple[float, int] | None = None
+) -> dict[str, float]:
+    """Seconds per step (mean of ``repeats`` after one warm-up), UNet calls, FLOPs and peak memory.
+
+    ``counted``: the step's (GFLOP, UNet calls) counted before it was compiled; else the warm-up counts.
+    """
+    device = work.latents.device
+    gflop, unet_calls = counted if counted is not None else count_work(step, work)
     with torch.no_grad():
-        with FlopCounterMode(display=False) as counter:
-            step()  # warm-up, counted once
-        unet_calls = calls[0]
+        if counted is not None:
+            step()  # warm-up: compiles, autotunes
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -147,10 +160,9 @@ def measure(step: Callable[[], torch.Tensor], work: Workload, repeats: int) -> d
             step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-    handle.remove()
     seconds = (time.perf_counter() - start) / repeats
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return {"seconds": seconds, "unet_calls": unet_calls, "gflop": counter.get_total_flops() / 1e9, "peak_gib": peak}
+    return {"seconds": seconds, "unet_calls": unet_calls, "gflop": gflop, "peak_gib": peak}
 
 
 def measure_pose_net(work: Workload) -> float:
@@ -207,12 +219,14 @@ def main(argv: list[str] | None = None) -> None:
     results = {
         "original": measure(lambda: original_step(work, timestep), work, args.steps),
     }
+    ours = lambda: our_step(work, timestep, tile_batch_size)  # noqa: E731
+    ours_counted = count_work(ours, work)  # the same FLOPs compiled or not; counted eagerly
     if args.channels_last or args.compile:  # after the original's run, which must not get them
         if args.channels_last:
             to_channels_last(work.unet)
         if args.compile:
             compile_blocks(work.unet, "max-autotune-no-cudagraphs" if on_cuda else None)
-    results["ours"] = measure(lambda: our_step(work, timestep, tile_batch_size), work, args.steps)
+    results["ours"] = measure(ours, work, args.steps, counted=ours_counted)
     peak = peak_tflops(device, dtype, args.peak_tflops)
     name = torch.cuda.get_device_name(device) if on_cuda else "CPU"
     print(f"{name}, {model} UNet, {dtype}, {len(work.tiles)} tiles of {args.frames} frames at "
