@@ -4,6 +4,8 @@ Letterbox to 640x640 (no normalisation), decode the 8400 anchors of strides 8/16
 NMS, then keep confident persons. A is the number of anchors, C the number of classes.
 """
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import onnxruntime as ort
@@ -17,11 +19,16 @@ NMS_THRESHOLD = 0.45  # IoU above this suppresses the lower-scored box
 NMS_SCORE_THRESHOLD = 0.1  # candidates for NMS: class score strictly above this
 PERSON_SCORE_THRESHOLD = 0.3  # kept persons: score strictly above this
 PERSON_CLASS = 0  # COCO "person"
+# Frames per detector call when the session has a dynamic batch. YOLOX-L is ~150 GFLOPs per 640x640
+# frame, so a few frames already fill a GPU; more only grow onnxruntime's memory arena, which keeps its
+# peak for the UNet to do without. 8 frames are 39 MB of input.
+DETECTOR_BATCH_SIZE = 8
 
 DETECTOR_SPEC = SessionSpec(
     what="the YOLOX-L person detector",
     inputs=(TensorSpec("images", (1, 3, "height", "width")),),
     outputs=(TensorSpec("output", (1, "anchors", 85)),),
+    input_range=(0.0, 255.0),  # letterboxed pixels, not normalised
 )
 
 
@@ -90,21 +97,38 @@ def multiclass_nms(
 
 
 class PersonDetector:
-    """Finds people in RGB frames with a YOLOX session (``onnx_session.create_session`` + DETECTOR_SPEC)."""
+    """Finds people in RGB frames with a YOLOX session (``onnx_session.create_batched_session`` + DETECTOR_SPEC).
+
+    A session with a dynamic batch gets up to ``DETECTOR_BATCH_SIZE`` frames per call; the released
+    file's own session (static batch 1) gets one.
+    """
 
     def __init__(self, session: ort.InferenceSession) -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
-        height, width = session.get_inputs()[0].shape[2:]
+        batch, _, height, width = session.get_inputs()[0].shape
         self.input_hw = (
             height if isinstance(height, int) else INPUT_SIZE,
             width if isinstance(width, int) else INPUT_SIZE,
         )
+        self.batch_size = DETECTOR_BATCH_SIZE if not isinstance(batch, int) else 1
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (P, 4) float32 xyxy person boxes in image pixels, best first."""
-        batch, ratio = letterbox(image, self.input_hw)
-        raw = self.session.run(None, {self.input_name: batch})[0][0]  # (A, 5 + C)
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One ``detect`` result per (H, W, 3) uint8 RGB image, ``batch_size`` images per model call."""
+        detections: list[np.ndarray] = []
+        for start in range(0, len(images), self.batch_size):
+            letterboxed = [letterbox(image, self.input_hw) for image in images[start : start + self.batch_size]]
+            batch = np.concatenate([pixels for pixels, _ in letterboxed])  # (n, 3, h, w)
+            raw = self.session.run(None, {self.input_name: batch})[0]  # (n, A, 5 + C)
+            detections.extend(self._persons(row, ratio) for row, (_, ratio) in zip(raw, letterboxed, strict=True))
+        return detections
+
+    def _persons(self, raw: np.ndarray, ratio: float) -> np.ndarray:
+        """One image's raw head output (A, 5 + C) -> (P, 4) float32 person boxes in image pixels."""
         boxes, scores = decode_yolox(raw, self.input_hw)
         boxes /= ratio
         detections = multiclass_nms(boxes, scores)

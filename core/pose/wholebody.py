@@ -14,16 +14,18 @@ import onnxruntime as ort
 from core.errors import ModelFilesError
 from core.models.files import ModelFiles
 from core.pose.detector import DETECTOR_SPEC, PersonDetector
-from core.pose.keypoints import crop_person, crop_to_image, decode_simcc
-from core.pose.onnx_session import SessionSpec, TensorSpec, create_session
+from core.pose.keypoints import PIXEL_MEAN, PIXEL_STD, crop_person, crop_to_image, decode_simcc
+from core.pose.onnx_session import SessionSpec, TensorSpec, create_batched_session
 from core.pose.records import Pose
 
 POSE_MODEL_SPEC = SessionSpec(
     what="the DWPose whole-body model",
     inputs=(TensorSpec("input", (1, 3, 384, 288)),),
     outputs=(TensorSpec("simcc_x", (1, 133, 576)), TensorSpec("simcc_y", (1, 133, 768))),
+    # Crops are normalised per channel: 0..255 maps to about -2.1..2.6.
+    input_range=(float(np.min(-PIXEL_MEAN / PIXEL_STD)), float(np.max((255.0 - PIXEL_MEAN) / PIXEL_STD))),
 )
-POSE_BATCH_SIZE = 32  # crops per pose-model call when the file allows a dynamic batch
+POSE_BATCH_SIZE = 32  # crops per pose-model call when the session has a dynamic batch
 NECK_SCORE_THRESHOLD = 0.3  # the neck counts as seen (score 1.0) when both shoulders score above this
 
 # COCO-WholeBody -> OpenPose-18. After the neck is inserted at index 17, OpenPose slot
@@ -63,15 +65,19 @@ class WholebodyEstimator:
         self.input_size = (width, height)  # (w, h), as the original reads it from the session
         self.input_name = pose_input.name
         self.output_names = [output.name for output in pose_session.get_outputs()]
-        # The released file has a static batch of 1; a dynamic batch lets us send many crops at once.
+        # The released file has a static batch of 1; a dynamic batch (the file's, or the checked copy
+        # from create_batched_session) lets us send many crops at once.
         self.batch_size = POSE_BATCH_SIZE if not isinstance(batch, int) else 1
 
     @classmethod
     def from_model_files(cls, files: ModelFiles, device: str = "auto") -> "WholebodyEstimator":
-        """Build from the model directory's DWPose files; sessions are shared within the process."""
+        """Build from the model directory's DWPose files; sessions are shared within the process.
+
+        Both files run batched where their dynamic-batch copy matches them (``create_batched_session``).
+        """
         return cls(
-            create_session(files.detector, device, DETECTOR_SPEC),
-            create_session(files.pose_model, device, POSE_MODEL_SPEC),
+            create_batched_session(files.detector, device, DETECTOR_SPEC),
+            create_batched_session(files.pose_model, device, POSE_MODEL_SPEC),
         )
 
     def estimate(self, image: np.ndarray) -> Pose:
@@ -86,8 +92,9 @@ class WholebodyEstimator:
         """
         if not images:
             return []
-        # 1. Detect, and crop every person of every image.
-        crops = [crop for index, image in enumerate(images) for crop in self._crop_persons(index, image)]
+        # 1. Detect (frames batched where the detector allows it), and crop every person of every image.
+        boxes = self.detector.detect_batch(images)
+        crops = [crop for index, image in enumerate(images) for crop in self._crop_persons(index, image, boxes[index])]
         # 2. Pose model over all crops, batched where the file allows it.
         simcc_x, simcc_y = self._run_pose_model(np.stack([crop.pixels for crop in crops]))
         # 3. Decode and map back to image pixels.
@@ -102,8 +109,7 @@ class WholebodyEstimator:
             for index, image in enumerate(images)
         ]
 
-    def _crop_persons(self, image_index: int, image: np.ndarray) -> list[_Crop]:
-        boxes = self.detector.detect(image)
+    def _crop_persons(self, image_index: int, image: np.ndarray, boxes: np.ndarray) -> list[_Crop]:
         if len(boxes) == 0:
             height, width = image.shape[:2]
             boxes = np.array([[0, 0, width, height]])
