@@ -17,6 +17,8 @@ BATCH_DIM = "batch"  # the symbolic name given to dim 0 of the graph inputs and 
 # tensor of these models has at dim 0, and one that shape inference carries through ops (Resize, for one)
 # whose output it leaves unknown for a symbolic dim.
 _PROBE_BATCH = 9973
+_PROBE_MAX_CONSTANT = 64  # float constants above this many elements are weights to the probe
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
 VERIFY_BATCH = 3  # inputs per check: odd, so kernels with a tail for odd batches are covered too
 VERIFY_SEED = 0
 # Batched kernels block their sums differently from batch-1 kernels (GEMM tiling on CPU; other cuDNN
@@ -45,23 +47,22 @@ def make_batch_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     batched.CopyFrom(model)
     graph = batched.graph
     del graph.value_info[:]
-    # Before IR 4 initializers are listed among the inputs too; they keep their shapes.
-    initializer_names = {initializer.name for initializer in graph.initializer}
-    inputs = [value for value in graph.input if value.name not in initializer_names]
-    for value in (*inputs, *graph.output):
+    for value in (*_data_inputs(graph), *graph.output):
         dims = value.type.tensor_type.shape.dim
         if len(dims) == 0:
             raise BatchRewriteError(f"{value.name} has no shape")
         dims[0].dim_param = BATCH_DIM
     # Each pass frees the Reshapes that the batch reaches so far; a freed Reshape passes the batch on to
-    # the ones after it, so repeat until nothing changes.
-    for dim in (value.type.tensor_type.shape.dim[0] for value in inputs):
-        dim.dim_value = _PROBE_BATCH
+    # the ones after it, so repeat until nothing changes. The passes run on a probe without the weights.
+    probe = _shape_probe(batched)
     replaced: set[str] = set()
-    while _free_reshapes(batched, replaced):
+    while _free_reshapes(probe, replaced):
         pass
-    for dim in (value.type.tensor_type.shape.dim[0] for value in inputs):
-        dim.dim_param = BATCH_DIM
+    # Carry the probe's nodes (some now read freed targets) and its freed targets over.
+    known = {initializer.name for initializer in graph.initializer}
+    del graph.node[:]
+    graph.node.extend(probe.graph.node)
+    graph.initializer.extend(initializer for initializer in probe.graph.initializer if initializer.name not in known)
     # Shape constants left without a user would only make onnxruntime warn that it removes them.
     unused = replaced - _used_names(graph)
     kept = [initializer for initializer in graph.initializer if initializer.name not in unused]
@@ -136,6 +137,47 @@ def _free_reshapes(model: onnx.ModelProto, replaced: set[str]) -> bool:
         node.input[1] = name
         changed = True
     return changed
+
+
+def _data_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    # Before IR 4 initializers are listed among the inputs too; they are not fed.
+    initializer_names = {initializer.name for initializer in graph.initializer}
+    return [value for value in graph.input if value.name not in initializer_names]
+
+
+def _shape_probe(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with _PROBE_BATCH in dim 0 of its inputs and its large float weights as graph inputs.
+
+    Shape inference serialises the whole model on every call; it needs only the weights' shapes, and
+    the values of the integer tensors (shapes, axes) and of small constants.
+    """
+    graph = model.graph
+    is_weight = {
+        initializer.name: initializer.data_type in _FLOAT_TYPES and int(np.prod(initializer.dims)) > _PROBE_MAX_CONSTANT
+        for initializer in graph.initializer
+    }
+    listed = {value.name for value in graph.input}
+    weight_inputs = [
+        onnx.helper.make_tensor_value_info(initializer.name, initializer.data_type, list(initializer.dims))
+        for initializer in graph.initializer
+        if is_weight[initializer.name] and initializer.name not in listed
+    ]
+    probe = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            graph.node,
+            graph.name,
+            [*graph.input, *weight_inputs],
+            graph.output,
+            [initializer for initializer in graph.initializer if not is_weight[initializer.name]],
+        ),
+        opset_imports=model.opset_import,
+        ir_version=model.ir_version,
+        functions=model.functions,
+    )
+    for value in _data_inputs(probe.graph):
+        if not is_weight.get(value.name, False):
+            value.type.tensor_type.shape.dim[0].dim_value = _PROBE_BATCH
+    return probe
 
 
 def _used_names(graph: onnx.GraphProto) -> set[str]:
