@@ -7,10 +7,15 @@ loading the models in a child within ``worker_proc_alive_timeout``; run_job keep
 instead, and the job store, not the pool, decides what runs (service-practices §5.2).
 """
 
-from celery import Celery
+from typing import Any
 
-from core.jobs.queue import celery_config
+from celery import Celery, bootsteps
+from celery.worker import state as worker_state
+
+from core.jobs.queue import broker_queue_length, celery_config
+from core.jobs.store import JobStore
 from core.settings import Settings
+from worker.heartbeat import ConsumerWatchdog, exit_stalled_worker
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -19,4 +24,41 @@ def create_celery(settings: Settings) -> Celery:
     app.conf.update(celery_config(settings.redis_url))
     app.conf.update(worker_pool="solo", worker_concurrency=1, worker_send_task_events=False)
     app.conf.update(include=["worker.tasks"])
+    app.steps["consumer"].add(consumer_watchdog_step(settings))
     return app
+
+
+def consumer_watchdog_step(settings: Settings) -> type[bootsteps.StartStopStep]:
+    """A consumer bootstep that runs a ConsumerWatchdog: a worker that stops consuming exits (see its docstring).
+
+    A consumer that leaves messages waiting for ``2 * lease_s`` (the reaper's threshold for a job with
+    no message) has stalled; Celery starts the step each time its consumer (re)connects.
+    """
+
+    class ConsumerWatchdogStep(bootsteps.StartStopStep):
+        requires = ("celery.worker.consumer.tasks:Tasks",)  # started once the task consumer consumes
+
+        def __init__(self, c: Any, **kwargs: Any) -> None:
+            super().__init__(c, **kwargs)
+            store = JobStore.from_url(settings.redis_url)
+            self.queues: list[str] = []
+            self.watchdog = ConsumerWatchdog(
+                waiting_messages=lambda: sum(broker_queue_length(store.redis, queue) for queue in self.queues),
+                is_busy=lambda: bool(worker_state.active_requests or worker_state.reserved_requests),
+                on_stall=exit_stalled_worker(store, c.hostname),
+                stall_after_s=2 * settings.lease_s,
+            )
+
+        def start(self, c: Any) -> None:
+            self.queues = [queue.name for queue in c.task_consumer.queues]
+            self.watchdog.consumer_started()
+
+        def stop(self, c: Any) -> None:
+            self.watchdog.consumer_stopped()
+
+        terminate = stop  # a cold shutdown
+
+        def shutdown(self, c: Any) -> None:
+            self.watchdog.stop()
+
+    return ConsumerWatchdogStep

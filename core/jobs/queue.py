@@ -12,6 +12,8 @@ DELIVER_WEBHOOK_TASK = "mimicmotion.deliver_webhook"
 WEBHOOK_QUEUE = "webhooks"  # consumed by `mimicmotion webhook-worker`, never by a GPU worker
 LEASE_S = 60  # a running job's lease; the worker renews it every LEASE_S / 4
 HEARTBEAT_TTL_S = 30  # a worker that has not written its heartbeat for this long is gone
+BROKER_SOCKET_TIMEOUT_S = 10  # no broker command or connect waits longer (see celery_config)
+BROKER_HEALTH_CHECK_INTERVAL_S = 10
 
 
 def parse_queue_routes(value: str) -> list[tuple[int, str]]:
@@ -60,7 +62,20 @@ def celery_config(redis_url: str, *, visibility_timeout_s: int = 6 * 3600) -> di
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
-        # Late ack on Redis re-delivers any message unacknowledged this long; keep it above the
-        # longest job. Redelivery is harmless anyway: a task only runs a job it can claim.
-        "broker_transport_options": {"visibility_timeout": visibility_timeout_s},
+        "broker_transport_options": {
+            # Late ack on Redis re-delivers any message unacknowledged this long; keep it above the
+            # longest job. Redelivery is harmless anyway: a task only runs a job it can claim.
+            "visibility_timeout": visibility_timeout_s,
+            # kombu waits forever on a broker socket by default. When Redis is replaced (a new pod, a
+            # failover) the old connections can stay half-open, and a worker's ack or the gateway's
+            # publish then blocks for good. With a timeout they fail, and Celery reconnects or retries.
+            # Consuming is unaffected: kombu sends BRPOP with a 1 s server timeout and reads it only
+            # once the socket is readable.
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_S,
+            "socket_keepalive": True,
+            # Also how often kombu checks its idle BRPOP and pub/sub connections (default 25 s): a
+            # half-open BRPOP connection is dropped and reopened within about 1 + 2 * 10 s.
+            "health_check_interval": BROKER_HEALTH_CHECK_INTERVAL_S,
+        },
     }
