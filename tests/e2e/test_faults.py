@@ -185,6 +185,8 @@ class RestartableS3:
 def s3() -> Iterator[RestartableS3]:
     server = RestartableS3()
     server.start()
+    # moto keeps its buckets per process, not per server: start from an empty store, not the last test's.
+    httpx.post(f"{server.url}/moto-api/reset", timeout=10).raise_for_status()
     server.client().create_bucket(Bucket=BUCKET)
     try:
         yield server
