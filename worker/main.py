@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 from celery.signals import worker_shutting_down
@@ -24,7 +24,7 @@ from core.log_format import bind_log_context
 from core.settings import Settings
 from worker import models_cache
 from worker.app import create_celery
-from worker.heartbeat import Heartbeat
+from worker.heartbeat import CONSUMER_STALLED_EXIT_CODE, Heartbeat
 from worker.metrics import start_worker_metrics
 from worker.reaper import Reaper
 
@@ -95,31 +95,63 @@ def parse_queues(value: str) -> list[str]:
     return queues
 
 
-def supervise_gpus(gpus: Sequence[int], child_args: Sequence[str], env: Mapping[str, str]) -> int:
+def supervise_gpus(
+    gpus: Sequence[int],
+    child_args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    command_for: Callable[[int], list[str]] | None = None,
+    poll_s: float = 0.5,
+) -> int:
     """Start ``mimicmotion worker --gpu N`` per GPU, forward SIGTERM/SIGINT, return when all have exited.
+
+    A child that exits with CONSUMER_STALLED_EXIT_CODE (its consumer stalled, see worker/heartbeat.py),
+    or dies of a signal this supervisor did not forward (the OOM killer, a crash), is started again,
+    so its GPU keeps serving. Any other exit is final: a configuration or model error would only
+    repeat. Returns the largest exit status (a signal counts as its number).
 
     Args:
         child_args: extra flags for every child (e.g. ``--log-level``).
         env: the base environment for the children; CUDA_VISIBLE_DEVICES is set per child.
+        command_for: the child's command line for a GPU (tests run stand-ins).
     """
+    command_for = command_for or (
+        lambda gpu: [sys.executable, "-m", "cli.main", *child_args, "worker", "--gpu", str(gpu)]
+    )
     children: dict[int, subprocess.Popen[bytes]] = {}
-    for gpu in gpus:
-        child_env = {**env, "CUDA_VISIBLE_DEVICES": str(gpu), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-        command = [sys.executable, "-m", "cli.main", *child_args, "worker", "--gpu", str(gpu)]
-        children[gpu] = subprocess.Popen(command, env=child_env)
-        logger.info("worker for GPU %d started (pid %d)", gpu, children[gpu].pid)
+    stopping = False
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signum)
 
+    def start(gpu: int) -> None:
+        child_env = {**env, "CUDA_VISIBLE_DEVICES": str(gpu), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+        children[gpu] = subprocess.Popen(command_for(gpu), env=child_env)
+        logger.info("worker for GPU %d started (pid %d)", gpu, children[gpu].pid)
+
+    # Handlers first: a signal that arrives while the children start still reaches them.
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    codes: dict[int, int] = {}
     try:
-        codes = {gpu: child.wait() for gpu, child in children.items()}
+        for gpu in gpus:
+            start(gpu)
+        while len(codes) < len(children):
+            for gpu, child in list(children.items()):
+                code = child.poll()
+                if gpu in codes or code is None:
+                    continue
+                if not stopping and (code == CONSUMER_STALLED_EXIT_CODE or code < 0):
+                    logger.warning("worker for GPU %d exited with %d; starting it again", gpu, code)
+                    start(gpu)
+                    continue
+                codes[gpu] = code
+                logger.info("worker for GPU %d exited with %d", gpu, code)
+            time.sleep(poll_s)  # polling children's exit status, not synchronising on time
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    for gpu, code in codes.items():
-        logger.info("worker for GPU %d exited with %d", gpu, code)
     return max((abs(code) for code in codes.values()), default=0)
