@@ -6,6 +6,7 @@ against the default path. No I/O here, and no settings: callers build ``Performa
 
 import copy
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 CfgMode = Literal["batched", "sequential"]
 VaeDevice = Literal["same", "cpu"]
+
+# Input shapes each compiled block gets room for: a job runs its tile batch and a smaller last group
+# (two shapes per resolution and tile size), the warm-up one tile, sequential guidance half the rows.
+GRAPHS_PER_BLOCK = 16
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,21 @@ def compile_blocks(unet: PoseConditionedUNet, mode: str | None) -> None:
 
     Not the whole UNet: its pose latents enter through a per-call hook on ``conv_in``, which would
     make every call a new graph. nn.Module.compile keeps each module and compiles its __call__.
+
+    Dynamo keeps at most ``recompile_limit`` (8) graphs per code object and then runs that code
+    eagerly, with one warning. Blocks of one class share their forward's code object, and each block
+    (its own widths), input shape and device (each replica) is a graph of its own: SVD's three
+    CrossAttnDownBlockSpatioTemporal would pass 8 at the third shape, e.g. in the first tiled job after
+    the warm-up. So each compiled UNet raises the limit by what its blocks need.
     """
-    for block in (*unet.down_blocks, unet.mid_block, *unet.up_blocks):
+    blocks = (*unet.down_blocks, unet.mid_block, *unet.up_blocks)
+    blocks_per_forward = max(Counter(type(block).forward for block in blocks).values())
+    dynamo_config = torch._dynamo.config
+    dynamo_config.recompile_limit += blocks_per_forward * GRAPHS_PER_BLOCK
+    dynamo_config.accumulated_recompile_limit = max(
+        dynamo_config.accumulated_recompile_limit, dynamo_config.recompile_limit
+    )
+    for block in blocks:
         block.compile(mode=mode, dynamic=False)
 
 

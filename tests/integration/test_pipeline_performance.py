@@ -11,7 +11,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from core.models.files import resolve_model_files
 from core.models.loading import load_models
-from core.pipeline.performance import PerformanceOptions
+from core.models.tiny import UNET_CONFIG
+from core.models.unet import PoseConditionedUNet
+from core.pipeline.performance import GRAPHS_PER_BLOCK, PerformanceOptions, compile_blocks
 from core.pipeline.pipeline import MimicMotionPipeline
 from core.pipeline.sigmas import ALIGN_YOUR_STEPS_SVD, align_your_steps_sigmas
 
@@ -82,6 +84,25 @@ def test_compile_unet_compiles_the_blocks_not_the_hooked_unet(tiny_model_dir: Pa
     blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
     assert all(block._compiled_call_impl is not None for block in blocks)
     assert unet._compiled_call_impl is None
+
+
+def test_compile_blocks_gives_blocks_sharing_a_forward_room_for_their_graphs() -> None:
+    # Three blocks of one class share one code object, whose graphs dynamo caps at recompile_limit
+    # (8) before running it eagerly: three shapes of SVD's three cross-attention down blocks are 9.
+    config = {
+        **UNET_CONFIG,
+        "down_block_types": ["CrossAttnDownBlockSpatioTemporal"] * 3,
+        "up_block_types": ["CrossAttnUpBlockSpatioTemporal"] * 3,
+        "block_out_channels": [32, 64, 64],
+        "num_attention_heads": [2, 4, 4],
+    }
+    with torch.device("meta"):  # the blocks' code, not their weights
+        unets = [PoseConditionedUNet.from_config(config) for _ in range(2)]  # a UNet and a replica
+    with torch._dynamo.config.patch(recompile_limit=8, accumulated_recompile_limit=256):
+        for unet in unets:
+            compile_blocks(unet, None)
+        assert torch._dynamo.config.recompile_limit >= len(unets) * 3 * GRAPHS_PER_BLOCK
+        assert torch._dynamo.config.accumulated_recompile_limit >= torch._dynamo.config.recompile_limit
 
 
 def test_align_your_steps_sigmas_are_the_tuned_ones_at_ten_steps() -> None:
