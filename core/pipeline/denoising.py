@@ -6,6 +6,7 @@ Shapes: N' latent frames (reference frame 0 included), T frames per tile, k tile
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -121,12 +122,18 @@ def _predict_groups(
     def run_share(index: int) -> list[torch.Tensor]:
         model = models[index]
         device = model.conditioning.image_latents.device
-        latents, t = latent_model_input.to(device), timestep.to(device)
         share = groups[index :: len(models)]  # round-robin: devices finish together when groups are equal
-        return [
-            _predict_tiles(model.unet, latents, t, model.conditioning, [model.tiles[i] for i in group], rows, cfg_mode)
-            for group in share
-        ]
+        # Grad mode and the current CUDA device are per thread: a pool thread starts with grad on and
+        # on cuda:0. Eager ops follow their tensors' device, but inductor's autotuning (compile_unet)
+        # times kernels on the current device's stream, so the thread switches to its device.
+        with torch.no_grad(), _current_device(device):
+            latents, t = latent_model_input.to(device), timestep.to(device)
+            return [
+                _predict_tiles(
+                    model.unet, latents, t, model.conditioning, [model.tiles[i] for i in group], rows, cfg_mode
+                )
+                for group in share
+            ]
 
     # One thread per device: each launches its own kernels (torch releases the GIL), so the devices
     # run at once; the main device's share runs in the pool too.
@@ -135,6 +142,10 @@ def _predict_groups(
     main_device = latent_model_input.device
     for position in range(len(groups)):
         yield shares[position % len(models)][position // len(models)].to(main_device)
+
+
+def _current_device(device: torch.device) -> AbstractContextManager[object]:
+    return torch.cuda.device(device) if device.type == "cuda" else nullcontext()
 
 
 def _predict_tiles(

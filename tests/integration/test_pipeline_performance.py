@@ -51,6 +51,18 @@ def test_tile_devices_give_the_single_device_frames_exactly(tiny_model_dir: Path
     assert np.array_equal(frames, default_frames)
 
 
+def test_tile_device_threads_run_the_unets_without_grad(tiny_model_dir: Path) -> None:
+    # Grad mode is per thread and the tile-device pool's threads start with it on; the pipeline's
+    # no_grad must hold there too, or each UNet call would keep its activations for a backward pass.
+    image, pose_frames = _inputs()
+    pipeline = _pipeline(tiny_model_dir, PerformanceOptions(tile_devices=("cpu",)))
+    grad_enabled: list[bool] = []
+    for unet in (pipeline.models.unet, *pipeline.helper_unets):
+        unet.register_forward_pre_hook(lambda module, args: grad_enabled.append(torch.is_grad_enabled()))
+    pipeline(image, pose_frames, **{**SETTINGS, "num_inference_steps": 1})
+    assert len(grad_enabled) == 3 and not any(grad_enabled)  # three tiles, one UNet call each
+
+
 @pytest.mark.parametrize(
     "options",
     [PerformanceOptions(cfg_mode="sequential"), PerformanceOptions(channels_last=True)],
