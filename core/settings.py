@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     output_url_ttl_s: int = Field(
         default=3600, ge=60, le=604800, description="Lifetime of presigned output URLs, minted on every read."
     )
+    job_retention_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=2 * 24 * 3600,
+        description="How long a finished job's record and its webhook deliveries are kept in Redis; queued and "
+        "running jobs never expire. At least 2 days: longer than the webhook retry schedule (about 27.5 h, 30 h "
+        "with jitter), so a receiver that gets the final event on its last attempt can still read the job.",
+    )
     url_signing_key: SecretStr = Field(
         default=SecretStr(""),
         description="Key that signs local /files URLs. Empty: a random key is made and kept under data_dir.",

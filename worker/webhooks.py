@@ -38,7 +38,7 @@ def configure(deps: WebhookDeps) -> None:
 
 
 def webhook_deps(settings: Settings) -> WebhookDeps:
-    store = JobStore.from_url(settings.redis_url)
+    store = JobStore.from_url(settings.redis_url, job_retention_s=settings.job_retention_s)
     return WebhookDeps(deliveries=Deliveries(store), storage=create_storage(settings), settings=settings,
                        rng=random.Random())  # fmt: skip
 

@@ -10,9 +10,13 @@ Keys (next to the jobs, prefix ``mm``):
   scheduler takes due ids from here and hands them to the ``webhooks`` Celery queue
 - ``mm:job_delivering:{job_id}``: lock held while one of the job's deliveries is being attempted
 
+The first three expire ``job_retention_s`` after the job's last delivery write (each write renews all
+of them together), so they go with their job. An id left in the due set after its record expired is
+dropped by the sender (``deliver_webhook`` unschedules ids it cannot read).
+
 Why a due set rather than Celery countdowns: with Redis as the broker, a message with an ETA beyond
 the visibility timeout is delivered again, and retries here wait up to 10 hours. The due set also
-keeps the GPU worker free of any broker: recording an event is three Redis writes.
+keeps the GPU worker free of any broker: recording an event is a few Redis writes.
 """
 
 import logging
@@ -85,6 +89,7 @@ class Deliveries:
     def __init__(self, store: JobStore) -> None:
         self.redis: redis.Redis = store.redis
         self.prefix = store.prefix
+        self.retention_s = store.job_retention_s
         self._claim_due = self.redis.register_script(_CLAIM_DUE)
         self._unlock = self.redis.register_script(_UNLOCK)
 
@@ -93,6 +98,9 @@ class Deliveries:
 
     def _job_key(self, job_id: str) -> str:
         return f"{self.prefix}:job_deliveries:{job_id}"
+
+    def _events_once_key(self, job_id: str) -> str:
+        return f"{self.prefix}:job_events_once:{job_id}"
 
     @property
     def _due_key(self) -> str:
@@ -106,15 +114,15 @@ class Deliveries:
         """
         if job.webhook_url is None or event_type not in job.webhook_events:
             return None
-        if event_type != "job.progress" and not self.redis.hsetnx(
-            f"{self.prefix}:job_events_once:{job.id}", event_type, 1
-        ):
+        if event_type != "job.progress" and not self.redis.hsetnx(self._events_once_key(job.id), event_type, 1):
             return None
         delivery = Delivery(id=new_delivery_id(), job_id=job.id, type=event_type, url=job.webhook_url, job=job)
         due = (now or utc_now()).timestamp()
-        with self.redis.pipeline() as pipe:
-            pipe.set(self._key(delivery.id), delivery.model_dump_json())
+        earlier_ids = cast(list[str], self.redis.lrange(self._job_key(job.id), 0, -1))
+        with self.redis.pipeline() as pipe:  # the record exists before its id is due
+            pipe.set(self._key(delivery.id), delivery.model_dump_json(), ex=self.retention_s)
             pipe.rpush(self._job_key(job.id), delivery.id)
+            self._renew_job_keys(pipe, job.id, earlier_ids)
             pipe.zadd(self._due_key, {delivery.id: due})
             pipe.execute()
         logger.info("job %s: webhook %s recorded as %s", job.id, event_type, delivery.id)
@@ -142,7 +150,20 @@ class Deliveries:
 
     # Delivering (the webhook worker)
     def save(self, delivery: Delivery) -> None:
-        self.redis.set(self._key(delivery.id), delivery.model_dump_json())
+        ids = cast(list[str], self.redis.lrange(self._job_key(delivery.job_id), 0, -1))
+        with self.redis.pipeline() as pipe:
+            pipe.set(self._key(delivery.id), delivery.model_dump_json(), ex=self.retention_s)
+            self._renew_job_keys(pipe, delivery.job_id, ids)
+            pipe.execute()
+
+    def _renew_job_keys(self, pipe: redis.client.Pipeline, job_id: str, delivery_ids: list[str]) -> None:
+        """Keep all of the job's delivery keys another ``retention_s``.
+
+        All of them, not just the one written: a delivery waits unwritten behind a slow earlier one of
+        the same job (events go in order), and must not expire while the job's deliveries go on.
+        """
+        for key in [self._job_key(job_id), self._events_once_key(job_id), *map(self._key, delivery_ids)]:
+            pipe.expire(key, self.retention_s)
 
     def schedule(self, delivery_id: str, at: datetime) -> None:
         self.redis.zadd(self._due_key, {delivery_id: at.timestamp()})

@@ -12,6 +12,10 @@ even when two processes race. Keys (prefix ``mm``):
 - ``mm:lease:{id}``: the worker holding a running job; expires unless renewed
 - ``mm:worker:{name}``: a worker's heartbeat; expires when the worker is gone
 - ``mm:status_counts``: jobs per status; ``mm:stage_seconds:{stage}``: histogram of stage times
+
+Retention: a job's record expires ``job_retention_s`` after it reaches a terminal state (set in the
+same transaction); a queued or running job never expires. Its id leaves ``mm:owner:{owner}`` when a
+listing finds the record gone. The counters and histograms are totals for /metrics and never expire.
 """
 
 import json
@@ -26,6 +30,7 @@ from core.jobs.records import Job, JobError, JobStatus, utc_now
 from core.jobs.transitions import InvalidTransitionError, check_transition
 
 _MAX_TXN_RETRIES = 50
+DEFAULT_JOB_RETENTION_S = 7 * 24 * 3600  # the default of Settings.job_retention_s
 # Histogram buckets for stage durations, in seconds: from sub-second stages to hour-long denoising.
 STAGE_BUCKETS_S = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
@@ -50,16 +55,21 @@ class JobPage:
 class JobStore:
     """Job records and worker heartbeats in one Redis database."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "mm") -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str = "mm", *, job_retention_s: int = DEFAULT_JOB_RETENTION_S
+    ) -> None:
         self.redis = client
         self.prefix = prefix
+        self.job_retention_s = job_retention_s  # a finished job's record (and its deliveries) is kept this long
 
     @classmethod
-    def from_url(cls, url: str, *, socket_timeout_s: float = 5.0) -> "JobStore":
+    def from_url(
+        cls, url: str, *, socket_timeout_s: float = 5.0, job_retention_s: int = DEFAULT_JOB_RETENTION_S
+    ) -> "JobStore":
         client = redis.Redis.from_url(
             url, decode_responses=True, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
         )
-        return cls(client)
+        return cls(client, job_retention_s=job_retention_s)
 
     # Keys
     def _job_key(self, job_id: str) -> str:
@@ -98,7 +108,11 @@ class JobStore:
         return job
 
     def list_jobs(self, owner: str, *, limit: int = 20, cursor: str | None = None) -> JobPage:
-        """The owner's jobs, newest first; ``cursor`` is the ``next_cursor`` of the previous page."""
+        """The owner's jobs, newest first; ``cursor`` is the ``next_cursor`` of the previous page.
+
+        Ids whose record expired are skipped and removed from the owner's set, so a page may hold
+        fewer than ``limit`` jobs; ``next_cursor`` still continues after the last id read.
+        """
         if cursor is not None and not cursor.isdigit():
             raise InvalidCursorError(f"cursor {cursor[:40]!r} is not one this API returned")
         max_score = f"({cursor}" if cursor else "+inf"
@@ -111,6 +125,9 @@ class JobStore:
         page, more = ids_with_seq[:limit], len(ids_with_seq) > limit
         raws = cast(list[str | None], self.redis.mget([self._job_key(job_id) for job_id, _ in page])) if page else []
         jobs = [Job.model_validate_json(raw) for raw in raws if raw is not None]
+        expired = [job_id for (job_id, _), raw in zip(page, raws, strict=True) if raw is None]
+        if expired:
+            self.redis.zrem(self._owner_key(owner), *expired)
         next_cursor = str(int(page[-1][1])) if more and page else None
         return JobPage(jobs=jobs, next_cursor=next_cursor)
 
@@ -308,7 +325,10 @@ class JobStore:
                     if after is None:
                         return None
                     pipe.multi()
-                    pipe.set(key, after.model_dump_json())
+                    # A finished job is kept job_retention_s; SET without ex clears any TTL, so a queued
+                    # or running job never expires however long the queue.
+                    retention_s = self.job_retention_s if after.status.is_terminal else None
+                    pipe.set(key, after.model_dump_json(), ex=retention_s)
                     self._index(pipe, after)
                     if after.status is not before.status:
                         pipe.hincrby(self._status_counts_key, before.status.value, -1)
