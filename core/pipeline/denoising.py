@@ -196,16 +196,36 @@ def apply_guidance(noise_pred: torch.Tensor, guidance_scale: torch.Tensor) -> to
 
 
 def auto_tile_batch_size(
-    device: torch.device, num_tiles: int, num_tile_frames: int, latent_size: tuple[int, int], rows: int
+    device: torch.device,
+    num_tiles: int,
+    num_tile_frames: int,
+    latent_size: tuple[int, int],
+    rows: int,
+    dtype_bytes: int = 2,
 ) -> int:
     """Tiles per UNet call: 1 on CPU (no gain, more memory); on CUDA as many as free memory allows.
 
     The CUDA figure is an estimate scaled from the SVD-xt activation size; pass ``tile_batch_size``
-    explicitly to override it.
+    explicitly to override it. ``dtype_bytes``: the UNet's activation dtype size (4 for float32).
     """
     if device.type != "cuda" or num_tiles <= 1:
         return 1
-    available_bytes = available_memory_bytes(device)
+    return tiles_per_call_for_memory(
+        available_memory_bytes(device), num_tiles, num_tile_frames, latent_size, rows, dtype_bytes
+    )
+
+
+def tiles_per_call_for_memory(
+    available_bytes: int,
+    num_tiles: int,
+    num_tile_frames: int,
+    latent_size: tuple[int, int],
+    rows: int,
+    dtype_bytes: int,
+) -> int:
+    """Tiles whose UNet activations fit the headroom share of ``available_bytes``: 1 to num_tiles."""
     area_ratio = latent_size[0] * latent_size[1] / _ACTIVATION_LATENT_AREA
-    per_tile = rows * num_tile_frames * _ACTIVATION_BYTES_PER_FRAME * area_ratio
+    # The per-frame figure was measured in 16 bits; float32 activations take twice the bytes.
+    dtype_ratio = dtype_bytes / 2
+    per_tile = rows * num_tile_frames * _ACTIVATION_BYTES_PER_FRAME * area_ratio * dtype_ratio
     return max(1, min(num_tiles, int(available_bytes * MEMORY_HEADROOM // per_tile)))

@@ -202,7 +202,9 @@ class MimicMotionPipeline:
     ) -> int:
         # Sequential guidance runs one row per call, so a call holds one row's activations.
         rows = 2 if do_classifier_free_guidance and self.options.cfg_mode == "batched" else 1
-        size = auto_tile_batch_size(self.models.device, num_tiles, num_tile_frames, latent_size, rows)
+        size = auto_tile_batch_size(
+            self.models.device, num_tiles, num_tile_frames, latent_size, rows, self.models.dtype.itemsize
+        )
         # Spread over devices, a step's tiles must split into at least one group per device.
         num_devices = 1 + len(self.helper_unets)
         return min(size, -(-num_tiles // num_devices)) if num_devices > 1 else size

@@ -10,7 +10,13 @@ from core.errors import JobCanceledError
 from core.models.files import resolve_model_files
 from core.models.loading import MimicMotionModels, load_models
 from core.pipeline import conditioning
-from core.pipeline.denoising import TileConditioning, auto_tile_batch_size, predict_fused_noise, tile_frame_indices
+from core.pipeline.denoising import (
+    TileConditioning,
+    auto_tile_batch_size,
+    predict_fused_noise,
+    tile_frame_indices,
+    tiles_per_call_for_memory,
+)
 from core.pipeline.pipeline import MimicMotionPipeline
 from core.pipeline.tiling import fusion_weights, tile_indices
 from tests.support.original_schedule import run_original_schedule
@@ -102,6 +108,15 @@ def test_auto_tile_batch_size_is_one_on_cpu() -> None:
     assert (
         auto_tile_batch_size(torch.device("cpu"), num_tiles=8, num_tile_frames=72, latent_size=(128, 72), rows=2) == 1
     )
+
+
+def test_tiles_per_call_count_float32_activations_twice() -> None:
+    # SVD-xt size, 72-frame tiles with guidance: the 100 MiB-per-frame figure is 16-bit activations.
+    size = {"num_tiles": 8, "num_tile_frames": 72, "latent_size": (72, 128), "rows": 2}
+    available = 80 * 2**30
+    bfloat16 = tiles_per_call_for_memory(available, **size, dtype_bytes=2)
+    assert bfloat16 == 3  # 0.6 * 80 GiB // 14.06 GiB per tile
+    assert tiles_per_call_for_memory(available, **size, dtype_bytes=4) == 1  # // 28.1 GiB
 
 
 def test_pipeline_bfloat16_runs_close_to_float32(tiny_model_dir: Path, pipeline: MimicMotionPipeline) -> None:
