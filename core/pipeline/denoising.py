@@ -21,6 +21,10 @@ CfgMode = Literal["batched", "sequential"]
 # the original runs 72-frame batch-1 calls in about 10 GiB including 3 GiB of weights (reference §10).
 _ACTIVATION_BYTES_PER_FRAME = 100 * 2**20
 _ACTIVATION_LATENT_AREA = 72 * 128
+# SVD's temporal attention runs one sequence per latent pixel, a batch of rows * k * h * w. CUDA's
+# flash and memory-efficient attention kernels put the batch on a launch-grid axis of at most 65535
+# and fail past it with "invalid configuration argument" (pytorch/pytorch#142228, #146704).
+_MAX_ATTENTION_BATCH = 65535
 
 
 @dataclass(frozen=True)
@@ -203,16 +207,23 @@ def auto_tile_batch_size(
     rows: int,
     dtype_bytes: int = 2,
 ) -> int:
-    """Tiles per UNet call: 1 on CPU (no gain, more memory); on CUDA as many as free memory allows.
+    """Tiles per UNet call: 1 on CPU (no gain, more memory); on CUDA as many as free memory and the
+    attention kernels' launch grid allow.
 
     The CUDA figure is an estimate scaled from the SVD-xt activation size; pass ``tile_batch_size``
     explicitly to override it. ``dtype_bytes``: the UNet's activation dtype size (4 for float32).
     """
     if device.type != "cuda" or num_tiles <= 1:
         return 1
-    return tiles_per_call_for_memory(
+    fits_memory = tiles_per_call_for_memory(
         available_memory_bytes(device), num_tiles, num_tile_frames, latent_size, rows, dtype_bytes
     )
+    return min(fits_memory, tiles_per_call_for_attention(latent_size, rows))
+
+
+def tiles_per_call_for_attention(latent_size: tuple[int, int], rows: int) -> int:
+    """Most tiles whose temporal attention batch (rows * k * h * w) the CUDA kernels can launch; at least 1."""
+    return max(1, _MAX_ATTENTION_BATCH // (rows * latent_size[0] * latent_size[1]))
 
 
 def tiles_per_call_for_memory(

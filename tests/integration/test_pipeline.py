@@ -15,6 +15,7 @@ from core.pipeline.denoising import (
     auto_tile_batch_size,
     predict_fused_noise,
     tile_frame_indices,
+    tiles_per_call_for_attention,
     tiles_per_call_for_memory,
 )
 from core.pipeline.pipeline import MimicMotionPipeline
@@ -117,6 +118,13 @@ def test_tiles_per_call_count_float32_activations_twice() -> None:
     bfloat16 = tiles_per_call_for_memory(available, **size, dtype_bytes=2)
     assert bfloat16 == 3  # 0.6 * 80 GiB // 14.06 GiB per tile
     assert tiles_per_call_for_memory(available, **size, dtype_bytes=4) == 1  # // 28.1 GiB
+
+
+def test_tiles_per_call_keep_the_temporal_attention_batch_launchable() -> None:
+    # 576x1024 (72x128 latent): 9216 sequences per row and tile; CUDA grids stop at 65535.
+    assert tiles_per_call_for_attention((72, 128), rows=2) == 3  # 55296; 4 tiles would be 73728
+    assert tiles_per_call_for_attention((72, 128), rows=1) == 7
+    assert tiles_per_call_for_attention((256, 256), rows=2) == 1  # over the limit at one tile: still 1
 
 
 def test_pipeline_bfloat16_runs_close_to_float32(tiny_model_dir: Path, pipeline: MimicMotionPipeline) -> None:
