@@ -130,18 +130,35 @@ def prepare_poses(
     return PosedInputs(reference_image, pose_frames, time.perf_counter() - started)
 
 
-def warm_up(animator: Animator, params: JobParams) -> float:
-    """Run the pipeline once on blank inputs at ``params``' size (one tile, one step); returns seconds.
+_LONG_VIDEO_TILES = 64  # enough tiles that only memory bounds the tiles per call
 
-    With ``compile_unet`` the worker calls this at start, so the first job finds the kernels compiled.
-    Portrait 9:16, the shape most jobs have; other shapes compile on first use.
+
+def warm_up(animator: Animator, params: JobParams, tiles_per_call: int | None = None) -> float:
+    """Run the pipeline at ``params``' size once per tile-group size a job can use (one step each); seconds.
+
+    With ``compile_unet`` the worker calls this at start. Compiled blocks keep one graph per input
+    shape, and a job's UNet calls hold 1 to K tiles (K from free memory; the last group of a job is
+    often smaller), so each size is compiled here instead of in the first jobs. Portrait 9:16, the
+    shape most jobs have; other sizes compile on first use.
+
+    Args:
+        tiles_per_call: K; None takes what the pipeline would choose for a long video at this size.
     """
     started = time.perf_counter()
+    pipeline = animator.pipeline
     height, width = target_size(16, 9, params.resolution)
+    latent_size = (height // pipeline.vae_scale_factor, width // pipeline.vae_scale_factor)
+    if tiles_per_call is None:
+        tiles_per_call = pipeline.tiles_per_call(
+            _LONG_VIDEO_TILES, params.tile_size, latent_size, params.guidance_scale > 1.0
+        )
     blank = np.zeros((height, width, 3), dtype=np.uint8)
-    pose_frames = np.zeros((params.tile_size, height, width, 3), np.uint8)
-    animator.pipeline(
-        blank, pose_frames, seed=0, num_inference_steps=1, guidance_scale=params.guidance_scale,
-        tile_size=params.tile_size, tile_overlap=params.tile_overlap, decode_chunk_size=1,
-    )  # fmt: skip
+    for num_tiles in range(1, tiles_per_call + 1):
+        # Exactly num_tiles regular tiles (reference §5), all in one UNet call.
+        num_frames = params.tile_size + (num_tiles - 1) * (params.tile_size - params.tile_overlap)
+        pipeline(
+            blank, np.zeros((num_frames, height, width, 3), np.uint8), seed=0, num_inference_steps=1,
+            guidance_scale=params.guidance_scale, tile_size=params.tile_size, tile_overlap=params.tile_overlap,
+            decode_chunk_size=1, tile_batch_size=num_tiles,
+        )  # fmt: skip
     return time.perf_counter() - started

@@ -118,7 +118,7 @@ class MimicMotionPipeline:
         # 7. Tile layout and fusion weights (reference §5)
         weights = fusion_weights(len(tiles[0]), dtype=self.latents_dtype, device=models.device)
         if tile_batch_size is None:
-            tile_batch_size = self._auto_tile_batch_size(
+            tile_batch_size = self.tiles_per_call(
                 len(tiles), len(tiles[0]), latent_size, do_classifier_free_guidance
             )
         # 8. Pose latents, once per frame
@@ -197,9 +197,10 @@ class MimicMotionPipeline:
             scheduler.set_timesteps(sigmas=align_your_steps_sigmas(num_inference_steps), device=self.models.device)
         return scheduler
 
-    def _auto_tile_batch_size(
+    def tiles_per_call(
         self, num_tiles: int, num_tile_frames: int, latent_size: tuple[int, int], do_classifier_free_guidance: bool
     ) -> int:
+        """Tiles per UNet call when the caller gives none: 1 on CPU, what memory allows on CUDA."""
         # Sequential guidance runs one row per call, so a call holds one row's activations.
         rows = 2 if do_classifier_free_guidance and self.options.cfg_mode == "batched" else 1
         size = auto_tile_batch_size(

@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from core.animate import Animator, warm_up
+from core.jobs.params import JobParams
 from core.models.files import resolve_model_files
 from core.models.loading import load_models
 from core.models.tiny import UNET_CONFIG
@@ -187,3 +189,18 @@ def test_the_step_loop_makes_no_host_device_copies(tiny_model_dir: Path) -> None
     # purpose; it never waits for the GPU.
     assert {site for site in transfers.sites if "scheduling_euler_discrete" not in site[1]} == set()
     assert transfers.sites, "nothing recorded: the loop ran outside the recorder"
+
+
+def test_warm_up_runs_every_tile_group_size_a_job_can_use(animator: Animator) -> None:
+    params = JobParams(resolution=128, tile_size=4, tile_overlap=1)
+    batch_sizes: list[int] = []
+    hook = animator.pipeline.models.unet.register_forward_pre_hook(
+        lambda _module, args: batch_sizes.append(args[0].shape[0])
+    )
+    try:
+        warm_up(animator, params, tiles_per_call=3)
+        warm_up(animator, params)  # CPU: the pipeline's own choice is one tile per call
+    finally:
+        hook.remove()
+    # Guidance doubles the rows: groups of 1, 2 and 3 tiles are the shapes a compiled UNet meets.
+    assert batch_sizes == [2, 4, 6, 2]
