@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import webhooks
@@ -216,6 +216,18 @@ class Settings(BaseSettings):
         webhooks.parse_retry_schedule(schedule)
         return schedule
 
+    @model_validator(mode="after")
+    def _retention_outlasts_webhook_retries(self) -> "Settings":
+        # A job's delivery records expire with it: a retry schedule longer than the retention would
+        # lose the last attempts' records, and the receiver could no longer read the job.
+        longest_s = sum(webhooks.parse_retry_schedule(self.webhook_retry_schedule_s)) * (1 + webhooks.RETRY_JITTER)
+        if longest_s >= self.job_retention_s:
+            raise ValueError(
+                f"job_retention_s ({self.job_retention_s} s) must be longer than the webhook retry schedule "
+                f"with jitter ({longest_s:.0f} s): raise MIMICMOTION_JOB_RETENTION_S or shorten "
+                "MIMICMOTION_WEBHOOK_RETRY_SCHEDULE_S"
+            )
+        return self
 
     @field_validator("queue_routes")
     @classmethod

@@ -17,3 +17,10 @@ def test_job_retention_minimum_outlasts_the_default_webhook_retries_with_jitter(
     with pytest.raises(ValueError, match="job_retention_s"):
         Settings(job_retention_s=int(retries_s))
     assert Settings(job_retention_s=2 * 24 * 3600).job_retention_s > retries_s
+
+
+def test_a_retry_schedule_longer_than_the_retention_is_refused_naming_both_settings() -> None:
+    three_days = ",".join(["86400"] * 3)
+    with pytest.raises(ValueError, match="MIMICMOTION_JOB_RETENTION_S or shorten MIMICMOTION_WEBHOOK_RETRY"):
+        Settings(webhook_retry_schedule_s=three_days, job_retention_s=3 * 86400)  # 3.3 days with jitter
+    assert Settings(webhook_retry_schedule_s=three_days).job_retention_s == 7 * 86400  # the default outlasts it
