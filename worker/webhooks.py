@@ -22,6 +22,7 @@ from core.jobs.store import JobStore
 from core.jobs.webhook_sender import WebhookDeps
 from core.settings import Settings
 from core.storage import create_storage
+from worker.app import consumer_watchdog_step
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ def create_webhook_celery(settings: Settings) -> Celery:
         task_default_queue=WEBHOOK_QUEUE, worker_pool="threads", worker_concurrency=CONCURRENCY,
         worker_prefetch_multiplier=4, worker_send_task_events=False, include=["worker.webhooks"],
     )  # fmt: skip
+    # Each ack that fails on a dead connection keeps one of the prefetch slots; once all are kept the
+    # consumer stalls as a GPU worker's does, and the same watchdog exits the process (code 75).
+    app.steps["consumer"].add(consumer_watchdog_step(settings))
     return app
 
 

@@ -4,7 +4,10 @@ from dataclasses import dataclass, field
 
 import redis
 
+from core.settings import Settings
+from worker.app import create_celery
 from worker.heartbeat import ConsumerWatchdog
+from worker.webhooks import create_webhook_celery
 
 
 @dataclass
@@ -82,3 +85,9 @@ def test_consumer_watchdog_does_not_judge_while_redis_cannot_be_read() -> None:
 
     consumer.redis_down = False  # back: the consumer gets a full stall_after_s to resume
     assert checks_until(consumer, watchdog, end_s=35.0) == [False] * 4 + [True]
+
+
+def test_gpu_and_webhook_workers_both_run_the_watchdog_step() -> None:
+    settings = Settings(redis_url="redis://127.0.0.1:1/0")  # building the apps connects to nothing
+    for app in (create_celery(settings), create_webhook_celery(settings)):
+        assert [step.__name__ for step in app.steps["consumer"]] == ["ConsumerWatchdogStep"], app.main
