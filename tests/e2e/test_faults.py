@@ -8,6 +8,7 @@ acts within seconds; production keeps 60 s.
 import signal
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +57,31 @@ def denoising(store: JobStore, job_id: str) -> bool:
     return job.progress is not None and job.progress.stage.value == "denoising" and job.progress.step >= 2
 
 
+@dataclass
+class FaultStack:
+    services: Stack
+    store: JobStore
+    client: httpx.Client
+
+
+def fault_stack(
+    stack: ExitStack, tmp_path: Path, tiny_model_dir: Path, workers: list[str], **settings: object
+) -> FaultStack:
+    """Own redis-server, the gateway and ``workers`` (fast reaper plus ``settings``), a store and a client."""
+    redis_url = stack.enter_context(redis_server(tmp_path))
+    env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir,
+                    **{**FAST_REAPER, **settings})  # fmt: skip
+    services = start_stack(stack, {**env, **AWS}, tmp_path, workers=workers)
+    client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+    return FaultStack(services, JobStore.from_url(redis_url), client)
+
+
 def test_worker_killed_mid_job_is_retried_on_the_other_worker_once(
     tmp_path: Path, tiny_model_dir: Path, inputs_url: str
 ) -> None:
     with ExitStack() as stack:
-        redis_url = stack.enter_context(redis_server(tmp_path))
-        env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir, **FAST_REAPER)
-        services = start_stack(stack, env, tmp_path, workers=["w0", "w1"])
-        store = JobStore.from_url(redis_url)
-        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        faults = fault_stack(stack, tmp_path, tiny_model_dir, ["w0", "w1"])
+        services, store, client = faults.services, faults.store, faults.client
         job_id = submit(client, inputs_url, SLOW, seed=3)
         wait_for(lambda: denoising(store, job_id), timeout_s=60, message="the job to be denoising", interval_s=0.05)
         victim = str(store.get(job_id).worker).split("@")[0]
@@ -86,12 +103,8 @@ def test_job_that_keeps_killing_workers_fails_after_max_attempts(
     tmp_path: Path, tiny_model_dir: Path, inputs_url: str
 ) -> None:
     with ExitStack() as stack:
-        redis_url = stack.enter_context(redis_server(tmp_path))
-        env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir,
-                        max_job_attempts=2, **FAST_REAPER)  # fmt: skip
-        services = start_stack(stack, env, tmp_path, workers=["a0"])
-        store = JobStore.from_url(redis_url)
-        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        faults = fault_stack(stack, tmp_path, tiny_model_dir, ["a0"], max_job_attempts=2)
+        services, store, client = faults.services, faults.store, faults.client
         job_id = submit(client, inputs_url, SLOW, seed=4)
         for attempt in (1, 2):
             wait_for(lambda n=attempt: denoising(store, job_id) and store.get(job_id).attempts == n, timeout_s=90,
@@ -197,12 +210,9 @@ def s3() -> Iterator[RestartableS3]:
 
 def s3_stack(
     stack: ExitStack, tmp_path: Path, tiny_model_dir: Path, s3: RestartableS3, workers: tuple[str, ...] = ("s0",)
-) -> tuple[Stack, str]:
-    redis_url = stack.enter_context(redis_server(tmp_path))
-    env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir,
-                    s3_endpoint_url=s3.url, s3_bucket=BUCKET, upload_attempts=3, upload_backoff_s=1.0,
-                    **FAST_REAPER)  # fmt: skip
-    return start_stack(stack, {**env, **AWS}, tmp_path, workers=list(workers)), redis_url
+) -> FaultStack:
+    return fault_stack(stack, tmp_path, tiny_model_dir, list(workers), s3_endpoint_url=s3.url, s3_bucket=BUCKET,
+                       upload_attempts=3, upload_backoff_s=1.0)  # fmt: skip
 
 
 def storing_in_the_background(services: Stack, store: JobStore, job_id: str) -> str | None:
@@ -217,8 +227,8 @@ def test_s3_down_during_upload_fails_cleanly_after_retries(
     tmp_path: Path, tiny_model_dir: Path, inputs_url: str, s3: RestartableS3
 ) -> None:
     with ExitStack() as stack:
-        services, _ = s3_stack(stack, tmp_path, tiny_model_dir, s3)
-        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        faults = s3_stack(stack, tmp_path, tiny_model_dir, s3)
+        services, client = faults.services, faults.client
         s3.stop()
         job_id = submit(client, inputs_url, QUICK, seed=5)
         job = wait_for_terminal(client, [job_id], timeout_s=120, stack=services)[job_id]
@@ -235,8 +245,8 @@ def test_s3_back_during_the_backoff_stores_both_files(
     tmp_path: Path, tiny_model_dir: Path, inputs_url: str, s3: RestartableS3
 ) -> None:
     with ExitStack() as stack:
-        services, _ = s3_stack(stack, tmp_path, tiny_model_dir, s3)
-        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        faults = s3_stack(stack, tmp_path, tiny_model_dir, s3)
+        services, client = faults.services, faults.client
         s3.stop()
         job_id = submit(client, inputs_url, QUICK, seed=6)
         wait_for(lambda: "failed (try 1 of 3)" in services.workers["s0"].logs(100_000), timeout_s=90,
@@ -253,9 +263,8 @@ def test_worker_killed_while_storing_a_result_in_the_background_has_the_job_run_
     tmp_path: Path, tiny_model_dir: Path, inputs_url: str, s3: RestartableS3
 ) -> None:
     with ExitStack() as stack:
-        services, redis_url = s3_stack(stack, tmp_path, tiny_model_dir, s3, workers=("b0", "b1"))
-        store = JobStore.from_url(redis_url)
-        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        faults = s3_stack(stack, tmp_path, tiny_model_dir, s3, workers=("b0", "b1"))
+        services, store, client = faults.services, faults.store, faults.client
         s3.stop()
         job_id = submit(client, inputs_url, QUICK, seed=9)
         # Its task message is acknowledged; only the lease still says the job is this worker's.
@@ -279,9 +288,8 @@ def test_sigterm_waits_for_a_result_still_being_stored_in_the_background(
     tmp_path: Path, tiny_model_dir: Path, inputs_url: str, s3: RestartableS3
 ) -> None:
     with ExitStack() as stack:
-        services, redis_url = s3_stack(stack, tmp_path, tiny_model_dir, s3)
-        store = JobStore.from_url(redis_url)
-        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        faults = s3_stack(stack, tmp_path, tiny_model_dir, s3)
+        services, store, client = faults.services, faults.store, faults.client
         s3.stop()
         job_id = submit(client, inputs_url, QUICK, seed=10)
         wait_for(lambda: storing_in_the_background(services, store, job_id), timeout_s=90,
@@ -301,11 +309,8 @@ def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(
     tmp_path: Path, tiny_model_dir: Path, inputs_url: str
 ) -> None:
     with ExitStack() as stack:
-        redis_url = stack.enter_context(redis_server(tmp_path))
-        env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir, **FAST_REAPER)
-        services = start_stack(stack, env, tmp_path, workers=["t0"])
-        store = JobStore.from_url(redis_url)
-        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        faults = fault_stack(stack, tmp_path, tiny_model_dir, ["t0"])
+        services, store, client = faults.services, faults.store, faults.client
         job_id = submit(client, inputs_url, SLOW, seed=7)
         wait_for(lambda: denoising(store, job_id), timeout_s=60, message="the job to be denoising", interval_s=0.05)
 
@@ -320,12 +325,8 @@ def test_sigterm_past_the_grace_hands_the_job_back_to_another_worker(
     tmp_path: Path, tiny_model_dir: Path, inputs_url: str
 ) -> None:
     with ExitStack() as stack:
-        redis_url = stack.enter_context(redis_server(tmp_path))
-        env = stack_env(redis_url=redis_url, data_dir=tmp_path / "data", model_dir=tiny_model_dir,
-                        shutdown_grace_s=0, **FAST_REAPER)  # fmt: skip
-        services = start_stack(stack, env, tmp_path, workers=["g0", "g1"])
-        store = JobStore.from_url(redis_url)
-        client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=10))
+        faults = fault_stack(stack, tmp_path, tiny_model_dir, ["g0", "g1"], shutdown_grace_s=0)
+        services, store, client = faults.services, faults.store, faults.client
         job_id = submit(client, inputs_url, SLOW, seed=8)
         wait_for(lambda: denoising(store, job_id), timeout_s=60, message="the job to be denoising", interval_s=0.05)
         leaving = str(store.get(job_id).worker).split("@")[0]
