@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from diffusers.models.autoencoders.autoencoder_kl_temporal_decoder import AutoencoderKLTemporalDecoder
 
-from core.pipeline.memory import MEMORY_HEADROOM, available_memory_bytes
+from core.pipeline.memory import available_memory_bytes, items_that_fit
 
 # Peak activation memory of the SVD-xt VAE decoder (block_out_channels 128, 256, 512, 512, 2 layers per
 # block), in elements per output pixel per frame; bytes are this times the dtype size. Measured on CPU in
@@ -82,4 +82,4 @@ def chunks_per_call_for_memory(
 ) -> int:
     """Whole chunks whose decode activations fit the headroom share of ``available_bytes``: 1 to num_whole_chunks."""
     per_chunk = decode_chunk_size * frame_size[0] * frame_size[1] * _DECODE_ELEMENTS_PER_PIXEL * dtype_bytes
-    return max(1, min(num_whole_chunks, int(available_bytes * MEMORY_HEADROOM // per_chunk)))
+    return items_that_fit(available_bytes, per_chunk, num_whole_chunks)

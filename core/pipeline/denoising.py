@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 
 from core.models.unet import PoseConditionedUNet
-from core.pipeline.memory import MEMORY_HEADROOM, available_memory_bytes
+from core.pipeline.memory import available_memory_bytes, items_that_fit
 
 CfgMode = Literal["batched", "sequential"]
 
@@ -239,4 +239,4 @@ def tiles_per_call_for_memory(
     # The per-frame figure was measured in 16 bits; float32 activations take twice the bytes.
     dtype_ratio = dtype_bytes / 2
     per_tile = rows * num_tile_frames * _ACTIVATION_BYTES_PER_FRAME * area_ratio * dtype_ratio
-    return max(1, min(num_tiles, int(available_bytes * MEMORY_HEADROOM // per_tile)))
+    return items_that_fit(available_bytes, per_tile, num_tiles)

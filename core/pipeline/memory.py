@@ -13,3 +13,8 @@ def available_memory_bytes(device: torch.device) -> int:
     """
     free_bytes, _ = torch.cuda.mem_get_info(device)
     return free_bytes + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def items_that_fit(available_bytes: int, bytes_per_item: float, most: int) -> int:
+    """How many items of ``bytes_per_item`` fit the headroom share of ``available_bytes``: 1 to ``most``."""
+    return max(1, min(most, int(available_bytes * MEMORY_HEADROOM // bytes_per_item)))
