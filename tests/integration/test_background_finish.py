@@ -6,22 +6,19 @@ storage (behind a gate the test opens), the tiny model, inputs over loopback HTT
 import logging
 import socket
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
 
 from core.animate import Animator
-from core.jobs.params import JobParams
-from core.jobs.records import Job, JobStatus, Stage
+from core.jobs.records import JobStatus, Stage
 from core.jobs.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import S3Storage, Storage, StoredObject, create_storage
+from tests.support.jobs import create_job
 from tests.support.processes import wait_for
 from worker.finisher import BackgroundFinisher
-
-TINY_PARAMS = JobParams(resolution=128, num_inference_steps=2, tile_size=8, tile_overlap=2, fps=8, seed=7)
 
 
 class GatedStorage:
@@ -68,15 +65,6 @@ def _deps(
     )  # fmt: skip
 
 
-def _submit(store: JobStore, inputs_url: str) -> str:
-    job = Job(
-        id=uuid.uuid4().hex, owner="owner", image_url=f"{inputs_url}/person.png",
-        video_url=f"{inputs_url}/drive.mp4", params=TINY_PARAMS,
-    )  # fmt: skip
-    store.create(job)
-    return job.id
-
-
 def _run_in_thread(job_id: str, deps: RunDeps) -> threading.Thread:
     thread = threading.Thread(target=run_job, args=(job_id, deps), daemon=True)
     thread.start()
@@ -89,7 +77,7 @@ def test_run_job_returns_before_the_upload_and_the_job_succeeds_after_it(
 ) -> None:
     storage = GatedStorage(create_storage(settings))
     deps = _deps(settings, animator, storage, finisher, ended)
-    job_id = _submit(deps.store, inputs_url)
+    job_id = create_job(deps.store, inputs_url)
 
     # Inline finishing would block on the closed gate: the join times out and the test fails.
     task = _run_in_thread(job_id, deps)
@@ -123,7 +111,7 @@ def test_the_next_job_waits_while_the_previous_result_is_still_being_stored(
 ) -> None:
     storage = GatedStorage(create_storage(settings))
     deps = _deps(settings, animator, storage, finisher, ended)
-    first, second = _submit(deps.store, inputs_url), _submit(deps.store, inputs_url)
+    first, second = create_job(deps.store, inputs_url), create_job(deps.store, inputs_url)
     with caplog.at_level(logging.INFO, logger="worker.finisher"):
         run_job(first, deps)  # returns with `first` encoding or waiting on the gate
         task = _run_in_thread(second, deps)
@@ -150,7 +138,7 @@ def test_a_storage_failure_while_finishing_in_the_background_fails_the_job_as_st
         endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
     storage = S3Storage(settings.model_copy(update={"s3_endpoint_url": endpoint, "s3_bucket": "results"}))
     deps = _deps(settings, animator, storage, finisher, ended)
-    job_id = _submit(deps.store, inputs_url)
+    job_id = create_job(deps.store, inputs_url)
 
     run_job(job_id, deps)
     assert finisher.drain(timeout_s=120)
@@ -168,15 +156,11 @@ def test_a_job_that_fails_before_its_frames_are_ready_ends_in_the_task_itself(
     ended: list,
 ) -> None:
     deps = _deps(settings, animator, create_storage(settings), finisher, ended)
-    job = Job(
-        id=uuid.uuid4().hex, owner="owner", image_url=f"{inputs_url}/person.png",
-        video_url=f"{inputs_url}/garbage.mp4", params=TINY_PARAMS,
-    )  # fmt: skip
-    deps.store.create(job)
+    job_id = create_job(deps.store, inputs_url, video="garbage.mp4")
 
-    run_job(job.id, deps)  # no drain: nothing was handed to the finisher
+    run_job(job_id, deps)  # no drain: nothing was handed to the finisher
 
-    failed = deps.store.get(job.id)
+    failed = deps.store.get(job_id)
     assert failed.status is JobStatus.failed and failed.error is not None
     assert failed.error.code == "input_not_video"
-    assert ended == [(job.id, JobStatus.failed)]
+    assert ended == [(job_id, JobStatus.failed)]

@@ -1,21 +1,18 @@
 """Prefetch: the next queued job's inputs and poses are prepared while one job denoises, and used only by it."""
 
 import logging
-import uuid
 from pathlib import Path
 
 import pytest
 
 from core.animate import Animator
-from core.jobs.params import JobParams
-from core.jobs.records import Job, JobStatus
+from core.jobs.records import JobStatus
 from core.jobs.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import create_storage
+from tests.support.jobs import create_job
 from worker.prefetch import Prefetcher
-
-TINY_PARAMS = JobParams(resolution=128, num_inference_steps=2, tile_size=8, tile_overlap=2, fps=8, seed=7)
 
 
 @pytest.fixture
@@ -33,28 +30,19 @@ def _deps(settings: Settings, animator: Animator, prefetch: Prefetcher | None) -
     )  # fmt: skip
 
 
-def _submit(store: JobStore, inputs_url: str, queue: str = "gpu") -> str:
-    job = Job(
-        id=uuid.uuid4().hex, owner="owner", image_url=f"{inputs_url}/person.png",
-        video_url=f"{inputs_url}/drive.mp4", params=TINY_PARAMS, queue=queue,
-    )  # fmt: skip
-    store.create(job)
-    return job.id
-
-
 def test_next_job_runs_on_inputs_prepared_during_the_previous_one_with_the_same_output(
     settings: Settings, animator: Animator, inputs_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = JobStore.from_url(settings.redis_url)
     prefetch = Prefetcher(store, settings, animator, ["gpu"])
     deps = _deps(settings, animator, prefetch)
-    first, second = _submit(store, inputs_url), _submit(store, inputs_url)
+    first, second = create_job(store, inputs_url), create_job(store, inputs_url)
     with caplog.at_level(logging.INFO, logger="worker.prefetch"):
         run_job(first, deps)  # its first step starts preparing `second`
         run_job(second, deps)  # takes it (waiting for the thread if it is still at work)
     assert f"job {second}: inputs and poses were prepared ahead" in caplog.messages
     # The same job without prefetch gives the same bytes: prepared inputs are the job's own.
-    plain = _submit(store, inputs_url)
+    plain = create_job(store, inputs_url)
     run_job(plain, _deps(settings, animator, None))
     jobs = [store.get(job_id) for job_id in (first, second, plain)]
     assert all(job.status is JobStatus.succeeded for job in jobs), [job.error for job in jobs]
@@ -67,8 +55,8 @@ def test_prepared_inputs_go_only_to_their_own_job_and_other_queues_are_skipped(
 ) -> None:
     store = JobStore.from_url(settings.redis_url)
     prefetch = Prefetcher(store, settings, animator, ["gpu"])
-    other_queue = _submit(store, inputs_url, queue="gpu-80g")
-    current, queued = _submit(store, inputs_url), _submit(store, inputs_url)
+    other_queue = create_job(store, inputs_url, queue="gpu-80g")
+    current, queued = create_job(store, inputs_url), create_job(store, inputs_url)
     prefetch.prepare_next(current)
     assert prefetch._thread is not None
     prefetch._thread.join(timeout=60)

@@ -1,26 +1,21 @@
 """run_job in-process: real Redis, local storage, the tiny model, inputs from a loopback HTTP server."""
 
 import threading
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.animate import Animator
-from core.jobs.params import JobParams
 from core.jobs.records import Job, JobStatus, Stage
 from core.jobs.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import create_storage
 from core.video.decode import read_video_frames
+from tests.support.jobs import create_job
 
-# Tiny but real: resolution 128 gives 192x128 portrait frames; 17 frames at 24 fps, stride 2 -> 9 samples.
-TINY_PARAMS = JobParams(
-    resolution=128, num_inference_steps=2, tile_size=8, tile_overlap=2, sample_stride=2, fps=8, seed=7
-)
-NUM_FRAMES, HEIGHT, WIDTH = 9, 192, 128
+NUM_FRAMES, HEIGHT, WIDTH = 9, 192, 128  # TINY_PARAMS on the 17-frame drive.mp4
 
 
 class RecordingStore(JobStore):
@@ -59,15 +54,6 @@ def deps(store: RecordingStore, job_settings: Settings, animator: Animator) -> R
     )  # fmt: skip
 
 
-def submit(store: JobStore, inputs_url: str, video: str = "drive.mp4") -> str:
-    job = Job(
-        id=uuid.uuid4().hex, owner="owner", image_url=f"{inputs_url}/person.png",
-        video_url=f"{inputs_url}/{video}", params=TINY_PARAMS,
-    )  # fmt: skip
-    store.create(job)
-    return job.id
-
-
 def scratch_entries(settings: Settings) -> list[Path]:
     return list((settings.data_dir / "scratch").iterdir())
 
@@ -75,7 +61,7 @@ def scratch_entries(settings: Settings) -> list[Path]:
 def test_run_job_succeeds_with_output_keys_progress_and_timings(
     store: RecordingStore, deps: RunDeps, inputs_url: str
 ) -> None:
-    job_id = submit(store, inputs_url)
+    job_id = create_job(store, inputs_url)
     run_job(job_id, deps)
 
     job = store.get(job_id)
@@ -103,7 +89,7 @@ def test_run_job_succeeds_with_output_keys_progress_and_timings(
 def test_redelivered_task_for_a_finished_job_does_nothing(
     store: RecordingStore, deps: RunDeps, inputs_url: str
 ) -> None:
-    job_id = submit(store, inputs_url)
+    job_id = create_job(store, inputs_url)
     run_job(job_id, deps)
     finished = store.get(job_id)
     assert finished.status is JobStatus.succeeded
@@ -119,7 +105,7 @@ def test_redelivered_task_for_a_finished_job_does_nothing(
 
 
 def test_job_held_by_a_live_worker_is_left_alone(store: RecordingStore, deps: RunDeps, inputs_url: str) -> None:
-    job_id = submit(store, inputs_url)
+    job_id = create_job(store, inputs_url)
     held = store.claim(job_id, "other@host", lease_s=60)
     assert held is not None
 
@@ -133,7 +119,7 @@ def test_job_held_by_a_live_worker_is_left_alone(store: RecordingStore, deps: Ru
 def test_cancel_during_denoising_stops_the_job_without_output(
     store: RecordingStore, deps: RunDeps, inputs_url: str
 ) -> None:
-    job_id = submit(store, inputs_url)
+    job_id = create_job(store, inputs_url)
 
     def cancel_from_another_thread(progress_job_id: str, progress: Any) -> None:
         if progress.stage is Stage.denoising and store.get(progress_job_id).status is JobStatus.running:
@@ -155,9 +141,9 @@ def test_cancel_during_denoising_stops_the_job_without_output(
 def test_bad_video_fails_the_job_and_the_worker_keeps_going(
     store: RecordingStore, deps: RunDeps, inputs_url: str
 ) -> None:
-    bad_id = submit(store, inputs_url, video="garbage.mp4")
+    bad_id = create_job(store, inputs_url, video="garbage.mp4")
     run_job(bad_id, deps)
-    good_id = submit(store, inputs_url)
+    good_id = create_job(store, inputs_url)
     run_job(good_id, deps)
 
     bad = store.get(bad_id)
@@ -170,7 +156,7 @@ def test_bad_video_fails_the_job_and_the_worker_keeps_going(
 
 def test_loopback_input_is_refused_without_an_allow_list(store: RecordingStore, deps: RunDeps, inputs_url: str) -> None:
     deps.settings = deps.settings.model_copy(update={"fetch_allowed_networks": ""})
-    job_id = submit(store, inputs_url)
+    job_id = create_job(store, inputs_url)
     run_job(job_id, deps)
 
     job = store.get(job_id)
@@ -186,7 +172,7 @@ def test_unexpected_error_is_recorded_as_internal_error_without_the_traceback(
         raise RuntimeError("secret detail from deep inside")
 
     deps.animator = broken_animator
-    job_id = submit(store, inputs_url)
+    job_id = create_job(store, inputs_url)
     run_job(job_id, deps)
 
     job = store.get(job_id)

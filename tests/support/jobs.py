@@ -1,0 +1,23 @@
+"""Queued job records for in-process ``run_job`` tests, on the inputs the ``inputs_url`` fixture serves."""
+
+import uuid
+from typing import Any
+
+from core.jobs.params import JobParams
+from core.jobs.records import Job
+from core.jobs.store import JobStore
+
+# Tiny but real: resolution 128 gives 192x128 portrait frames; 17 frames at 24 fps, stride 2 -> 9 samples.
+TINY_PARAMS = JobParams(
+    resolution=128, num_inference_steps=2, tile_size=8, tile_overlap=2, sample_stride=2, fps=8, seed=7
+)
+
+
+def create_job(store: JobStore, inputs_url: str, *, video: str = "drive.mp4", **fields: Any) -> str:
+    """Create a queued job on ``person.png`` and ``video``; ``fields`` set other Job fields (``params`` too)."""
+    job = Job(
+        id=uuid.uuid4().hex, owner="owner", image_url=f"{inputs_url}/person.png",
+        video_url=f"{inputs_url}/{video}", **{"params": TINY_PARAMS, **fields},
+    )  # fmt: skip
+    store.create(job)
+    return job.id
