@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from core.jobs.records import Job
+from core.contract.records import Job
 from core.jobs.store import JobStore
 from core.models.tiny import make_tiny_model
 from tests.support.file_server import file_server

@@ -5,7 +5,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
-from core.jobs.params import JobParams
+from core.contract.params import JobParams
 
 
 def add_job_param_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:

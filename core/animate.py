@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.contract.params import JobParams, with_seed
 from core.errors import ConfigurationError
-from core.jobs.params import JobParams, with_seed
 from core.models.files import ModelFiles
 from core.models.loading import load_models, resolve_device, resolve_dtype
 from core.pipeline.performance import PerformanceOptions

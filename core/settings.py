@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core import webhooks
-from core.jobs.queue import parse_queue_routes
+from core.contract import events
+from core.contract.queues import parse_queue_routes
 from core.log_format import LogFormat
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = Field(
         default=SecretStr(""),
         description="Standard Webhooks signing secret, whsec_ followed by base64 of 24 to 64 random bytes. "
-        "Empty: jobs may not ask for webhooks.",
+        "Empty: jobs may not ask for events.",
     )
     webhook_timeout_s: float = Field(
         default=15.0, gt=0, le=120, description="Time a webhook receiver has to answer one delivery attempt."
@@ -207,20 +207,20 @@ class Settings(BaseSettings):
     @classmethod
     def _check_webhook_secret(cls, secret: SecretStr) -> SecretStr:
         if secret.get_secret_value():
-            webhooks.secret_key(secret.get_secret_value())  # raises ValueError naming the problem
+            events.secret_key(secret.get_secret_value())  # raises ValueError naming the problem
         return secret
 
     @field_validator("webhook_retry_schedule_s")
     @classmethod
     def _check_retry_schedule(cls, schedule: str) -> str:
-        webhooks.parse_retry_schedule(schedule)
+        events.parse_retry_schedule(schedule)
         return schedule
 
     @model_validator(mode="after")
     def _retention_outlasts_webhook_retries(self) -> "Settings":
         # A job's delivery records expire with it: a retry schedule longer than the retention would
         # lose the last attempts' records, and the receiver could no longer read the job.
-        longest_s = sum(webhooks.parse_retry_schedule(self.webhook_retry_schedule_s)) * (1 + webhooks.RETRY_JITTER)
+        longest_s = sum(events.parse_retry_schedule(self.webhook_retry_schedule_s)) * (1 + events.RETRY_JITTER)
         if longest_s >= self.job_retention_s:
             raise ValueError(
                 f"job_retention_s ({self.job_retention_s} s) must be longer than the webhook retry schedule "

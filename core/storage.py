@@ -23,6 +23,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.contract.public import OutputPublic
+from core.contract.records import JobOutput
 from core.errors import ConfigurationError, StorageError
 from core.settings import Settings
 
@@ -68,6 +70,24 @@ def create_storage(settings: Settings) -> Storage:
     if settings.s3_endpoint_url:
         return S3Storage(settings)
     return LocalStorage(settings)
+
+
+def mint_output(storage: Storage, output: JobOutput, *, ttl_s: int) -> OutputPublic:
+    """The public output with fresh presigned (or signed /files) URLs valid for ``ttl_s``."""
+    video = storage.url_for(output.video_key, ttl_s=ttl_s)
+    pose_video = storage.url_for(output.pose_video_key, ttl_s=ttl_s)
+    return OutputPublic(
+        video_url=video.url,
+        pose_video_url=pose_video.url,
+        width=output.width,
+        height=output.height,
+        num_frames=output.num_frames,
+        fps=output.fps,
+        duration_s=output.duration_s,
+        size_bytes=output.size_bytes,
+        sha256=output.sha256,
+        expires_at=min(video.expires_at, pose_video.expires_at),
+    )
 
 
 def validate_key(key: str) -> str:

@@ -1,64 +1,31 @@
-"""Webhooks as data: event names, the signed body, Standard Webhooks signing and verification, retries.
+"""Webhook signing (floor 3): the signed body, Standard Webhooks signing and verification, retry delays.
 
-Pure functions only (no Redis, no HTTP): ``core.jobs.deliveries`` keeps the records and
-``core.jobs.webhook_sender`` sends them. Torch-free, as the gateway imports it.
+Pure functions only (no Redis, no HTTP): event names live in ``core.contract.events``, ``core.jobs.deliveries``
+keeps the records and ``core.execution.webhook_sender`` sends them. Torch-free, as the gateway imports it.
 Spec: Standard Webhooks v1 (service-practices §4.1): the signed content is
 ``"{webhook-id}.{webhook-timestamp}.{body}"``, HMAC-SHA256 with the key inside ``whsec_<base64>``.
 """
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
 import random
 import secrets
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any
 
+from core.contract.events import RETRY_JITTER, SECRET_PREFIX, WebhookEvent, secret_key
 from core.errors import MimicMotionError
-from core.jobs.records import JobStatus
 
-WebhookEvent = Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
-WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = get_args(WebhookEvent)
-DEFAULT_WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("job.started", "job.succeeded", "job.failed", "job.canceled")
-# The event a job's status change announces; progress has no status of its own.
-EVENT_BY_STATUS: dict[JobStatus, WebhookEvent] = {
-    JobStatus.running: "job.started",
-    JobStatus.succeeded: "job.succeeded",
-    JobStatus.failed: "job.failed",
-    JobStatus.canceled: "job.canceled",
-}
-
-SECRET_PREFIX = "whsec_"
-SIGNATURE_VERSION = "v1"
 TIMESTAMP_TOLERANCE_S = 5 * 60  # the reference library's window for replayed or delayed messages
-# Svix's schedule (service-practices §4.2): the delay before each attempt, the first one immediate.
-SVIX_RETRY_SCHEDULE_S: tuple[float, ...] = (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
-RETRY_JITTER = 0.1  # each delay is drawn from +-10 % so retries of many messages do not arrive in lockstep
+SIGNATURE_VERSION = "v1"
 
 
 class WebhookVerificationError(MimicMotionError):
     """A webhook's signature or timestamp does not check out."""
 
     code = "invalid_webhook_signature"
-
-
-def secret_key(secret: str) -> bytes:
-    """The HMAC key inside a ``whsec_<base64>`` secret.
-
-    Raises:
-        ValueError: not ``whsec_`` followed by base64 of at least 24 bytes.
-    """
-    if not secret.startswith(SECRET_PREFIX):
-        raise ValueError(f"a webhook secret starts with {SECRET_PREFIX} (then base64 of 24 to 64 random bytes)")
-    try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("the part after whsec_ of a webhook secret must be base64") from None
-    if not 24 <= len(key) <= 64:
-        raise ValueError(f"a webhook secret holds 24 to 64 bytes; this one holds {len(key)}")
-    return key
 
 
 def new_secret() -> str:
@@ -112,21 +79,6 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float) 
 def event_body(event_type: WebhookEvent, job_view: Mapping[str, Any]) -> bytes:
     """The body of one event: the public job object plus ``type``, as compact JSON (signed byte for byte)."""
     return json.dumps({"type": event_type, **job_view}, separators=(",", ":"), allow_nan=False).encode()
-
-
-def parse_retry_schedule(value: str) -> tuple[float, ...]:
-    """``"0,5,300"`` -> (0.0, 5.0, 300.0): the delay before each attempt, so its length is the attempt count.
-
-    Raises:
-        ValueError: empty, not numbers, or a negative delay.
-    """
-    try:
-        delays = tuple(float(item) for item in value.split(",") if item.strip())
-    except ValueError:
-        raise ValueError(f"{value!r} is not a comma-separated list of seconds, e.g. 0,5,300") from None
-    if not delays or any(delay < 0 for delay in delays):
-        raise ValueError(f"{value!r}: give at least one delay, none negative")
-    return delays
 
 
 def retry_delay_s(schedule: tuple[float, ...], num_attempts: int, rng: random.Random) -> float | None:

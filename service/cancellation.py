@@ -1,14 +1,14 @@
 """Canceling a job: queued jobs never start; running ones stop at the next denoising step.
 
-The worker notices because the cancel transition drops its lease (``core.jobs.run`` checks the
+The worker notices because the cancel transition drops its lease (``core.execution.run`` checks the
 lease after every step) and raises JobCanceledError there. The gateway records the job.canceled
 webhook itself: the worker may never hear of a job canceled while queued.
 """
 
+from core.contract.records import Job, JobStatus
+from core.contract.transitions import InvalidTransitionError
 from core.jobs.deliveries import Deliveries
-from core.jobs.records import Job, JobStatus
 from core.jobs.store import JobStore
-from core.jobs.transitions import InvalidTransitionError
 
 
 def cancel_job(store: JobStore, job_id: str, *, owner: str) -> Job:

@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.contract.params import JobParams
+from core.contract.transitions import InvalidTransitionError
 from core.errors import (
     ConfigurationError,
     IdempotencyConflictError,
@@ -22,9 +24,7 @@ from core.errors import (
     QueueLimitError,
     StorageError,
 )
-from core.jobs.params import JobParams
 from core.jobs.store import InvalidCursorError
-from core.jobs.transitions import InvalidTransitionError
 from service.schemas import ErrorBody
 
 logger = logging.getLogger(__name__)

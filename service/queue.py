@@ -1,6 +1,6 @@
 """A send-only task queue client: the gateway hands job ids to the GPU queue by task name.
 
-Built from ``core.jobs.queue.celery_config`` (the worker's Celery app uses the same dict), and it
+Built from ``core.contract.queues.celery_config`` (the worker's Celery app uses the same dict), and it
 never imports ``worker/``: the gateway sends ``ANIMATE_TASK`` by name.
 """
 
@@ -8,7 +8,7 @@ from typing import Protocol
 
 from celery import Celery
 
-from core.jobs.queue import ANIMATE_TASK, GPU_QUEUE, celery_config
+from core.contract.queues import ANIMATE_TASK, GPU_QUEUE, celery_config
 from core.settings import Settings
 
 

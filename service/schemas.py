@@ -1,8 +1,8 @@
 """The HTTP API's data shapes, one per direction: JobCreate in, JobPublic/JobList out, ErrorBody.
 
-The stored ``core.jobs.records.Job`` is never returned as it is: ``JobPublic.from_job`` builds
+The stored ``core.contract.records.Job`` is never returned as it is: ``JobPublic.from_job`` builds
 the public view and takes freshly minted output URLs, because stored records hold keys only. The
-public fields themselves live in ``core.jobs.public`` (webhook bodies carry the same object).
+public fields themselves live in ``core.contract.public`` (webhook bodies carry the same object).
 """
 
 import json
@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from core.contract.events import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS, WebhookEvent
+from core.contract.params import JobParams
+from core.contract.public import JobView, OutputPublic, public_fields
+from core.contract.records import Job
 from core.jobs.deliveries import Delivery, DeliveryState
-from core.jobs.params import JobParams
-from core.jobs.public import JobView, OutputPublic, public_fields
-from core.jobs.records import Job
-from core.webhooks import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS, WebhookEvent
 
 MAX_URL_LENGTH = 2048
 MAX_METADATA_BYTES = 4096  # serialized as compact JSON

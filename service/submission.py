@@ -10,6 +10,10 @@ from uuid import uuid4
 
 from fastapi.exceptions import RequestValidationError
 
+from core.contract.params import JobParams, with_seed
+from core.contract.queues import parse_queue_routes, queue_for
+from core.contract.records import Job, JobError, JobStatus, utc_now
+from core.contract.transitions import InvalidTransitionError
 from core.errors import (
     ForbiddenAddressError,
     IdempotencyConflictError,
@@ -20,11 +24,7 @@ from core.errors import (
 )
 from core.fetch import parse_allowed_networks, vet_url
 from core.jobs.idempotency import IdempotencyRecords
-from core.jobs.params import JobParams, with_seed
-from core.jobs.queue import parse_queue_routes, queue_for
-from core.jobs.records import Job, JobError, JobStatus, utc_now
 from core.jobs.store import JobStore
-from core.jobs.transitions import InvalidTransitionError
 from core.settings import Settings
 from service.errors import QueueUnavailableError
 from service.idempotency import fingerprint
@@ -73,7 +73,7 @@ def _webhook_url_problem(url: str, settings: Settings) -> str | None:
 def new_job(body: JobCreate, owner: str, *, max_timeout_s: int, queue_routes: str = "") -> Job:
     """A queued job with an unguessable id, its seed and deadline resolved, so the caller sees both.
 
-    The job's GPU-class queue follows its resolution (``queue_routes``, see core.jobs.queue).
+    The job's GPU-class queue follows its resolution (``queue_routes``, see core.contract.queues).
     """
     created_at = utc_now()
     params = with_seed(body.params or JobParams())

@@ -6,11 +6,10 @@ URLs are minted on every read from the storage keys in the record, so none ever 
 
 from dataclasses import dataclass
 
+from core.contract.records import Job, JobStatus
 from core.jobs.deliveries import Deliveries
-from core.jobs.public import mint_output
-from core.jobs.records import Job, JobStatus
 from core.jobs.store import JobPage, JobStore
-from core.storage import Storage
+from core.storage import Storage, mint_output
 from service.schemas import JobList, JobPublic
 
 

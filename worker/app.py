@@ -1,4 +1,4 @@
-"""create_celery: the worker's Celery app, configured from core.jobs.queue (as the gateway's client is).
+"""create_celery: the worker's Celery app, configured from core.contract.queues (as the gateway's client is).
 
 Pool: solo, one process per GPU. The task runs in the worker's main thread, so the models loaded
 at start stay warm on the device and nothing forks after CUDA is initialised ("Cannot re-initialize
@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery, bootsteps
 from celery.worker import state as worker_state
 
-from core.jobs.queue import broker_queue_length, celery_config
+from core.contract.queues import broker_queue_length, celery_config
 from core.jobs.store import JobStore
 from core.settings import Settings
 from worker.heartbeat import ConsumerWatchdog, exit_stalled_worker

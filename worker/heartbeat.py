@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from core.jobs.queue import HEARTBEAT_TTL_S
+from core.contract.queues import HEARTBEAT_TTL_S
 from core.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from types import FrameType
 
 from celery.signals import worker_shutting_down
 
+from core.contract.queues import ANIMATE_TASK, broker_queue_length
+from core.contract.records import utc_now
 from core.errors import ConfigurationError
-from core.jobs.queue import ANIMATE_TASK, broker_queue_length
-from core.jobs.records import utc_now
 from core.log_format import bind_log_context
 from core.settings import Settings
 from worker import models_cache

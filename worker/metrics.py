@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from core.contract.queues import ANIMATE_TASK
 from core.errors import JobNotFoundError
-from core.jobs.queue import ANIMATE_TASK
 from core.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)

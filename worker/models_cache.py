@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.animate import Animator, load_animator, warm_up
+from core.contract.params import JobParams
 from core.errors import ModelFilesError
-from core.jobs.params import JobParams
-from core.jobs.run import RunDeps
+from core.execution.run import RunDeps
 from core.jobs.store import JobStore
 from core.models.files import ModelFiles, resolve_model_files
 from core.pipeline.performance import PerformanceOptions

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from core.animate import Animator, prepare_poses
+from core.contract.records import JobStatus
 from core.errors import JobNotFoundError
-from core.jobs.prefetch import PreparedInputs
-from core.jobs.records import JobStatus
-from core.jobs.run import fetch_job_inputs
+from core.execution.prefetch import PreparedInputs
+from core.execution.run import fetch_job_inputs
 from core.jobs.store import JobStore
 from core.settings import Settings
 

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from core.contract.records import JobStatus, utc_now
 from core.jobs.deliveries import Deliveries
-from core.jobs.records import JobStatus, utc_now
 from core.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)

@@ -3,9 +3,9 @@
 from celery import shared_task
 from celery.exceptions import Reject
 
-from core.jobs.queue import ANIMATE_TASK
-from core.jobs.records import JobStatus
-from core.jobs.run import run_job
+from core.contract.queues import ANIMATE_TASK
+from core.contract.records import JobStatus
+from core.execution.run import run_job
 from worker.models_cache import worker_deps
 
 

@@ -3,7 +3,7 @@
 GPU workers and the gateway only record events (``core.jobs.deliveries``); this process sends them.
 The scheduler thread moves due deliveries from Redis's due set onto the queue (retries wait in the
 due set, not in Celery ETAs, which Redis re-delivers after the visibility timeout), and the task
-forwards each delivery id to ``core.jobs.webhook_sender.deliver_webhook``. Torch-free.
+forwards each delivery id to ``core.execution.webhook_sender.deliver_webhook``. Torch-free.
 """
 
 import logging
@@ -14,12 +14,12 @@ import threading
 
 from celery import Celery, shared_task
 
-from core.jobs import webhook_sender
+from core.contract.queues import DELIVER_WEBHOOK_TASK, WEBHOOK_QUEUE, celery_config
+from core.contract.records import utc_now
+from core.execution import webhook_sender
+from core.execution.webhook_sender import WebhookDeps
 from core.jobs.deliveries import Deliveries
-from core.jobs.queue import DELIVER_WEBHOOK_TASK, WEBHOOK_QUEUE, celery_config
-from core.jobs.records import utc_now
 from core.jobs.store import JobStore
-from core.jobs.webhook_sender import WebhookDeps
 from core.settings import Settings
 from core.storage import create_storage
 from worker.app import consumer_watchdog_step

@@ -1,1 +1,2 @@
-"""Job records, parameters and their state machine. Torch-free: the gateway imports this package."""
+"""The job store (floor 3): job records, leases, deliveries, idempotency, heartbeats and stage statistics
+in Redis, with every key format in ``keys.py``. Torch-free: the gateway imports this package."""

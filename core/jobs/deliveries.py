@@ -29,9 +29,9 @@ from typing import cast
 import redis
 from pydantic import BaseModel, Field
 
-from core.jobs.records import Job, utc_now
+from core.contract.events import EVENT_BY_STATUS, WebhookEvent
+from core.contract.records import Job, utc_now
 from core.jobs.store import JobStore
-from core.webhooks import EVENT_BY_STATUS, WebhookEvent
 
 logger = logging.getLogger(__name__)
 

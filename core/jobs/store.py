@@ -25,9 +25,9 @@ from typing import Any, cast
 
 import redis
 
+from core.contract.records import Job, JobError, JobStatus, utc_now
+from core.contract.transitions import InvalidTransitionError, check_transition
 from core.errors import JobNotFoundError, MimicMotionError, QueueLimitError
-from core.jobs.records import Job, JobError, JobStatus, utc_now
-from core.jobs.transitions import InvalidTransitionError, check_transition
 
 _MAX_TXN_RETRIES = 50
 DEFAULT_JOB_RETENTION_S = 7 * 24 * 3600  # the default of Settings.job_retention_s

@@ -6,7 +6,7 @@
 
 import numpy as np
 
-from core.jobs.params import SigmaSchedule  # the job parameter's allowed values, defined once
+from core.contract.params import SigmaSchedule  # the job parameter's allowed values, defined once
 
 __all__ = ["SigmaSchedule", "align_your_steps_sigmas"]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from core import webhooks
+from core.contract.params import JobParams
+from core.contract.records import Job
 from core.jobs.deliveries import Deliveries, DeliveryState
-from core.jobs.params import JobParams
-from core.jobs.records import Job
 from core.jobs.store import JobStore
 from tests.support.processes import mimicmotion, service_env, wait_for
 from tests.support.webhook_receiver import Receiver, webhook_receiver

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from core.animate import Animator
-from core.jobs.records import JobStatus, Stage
-from core.jobs.run import RunDeps, run_job
+from core.contract.records import JobStatus, Stage
+from core.execution.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import S3Storage, Storage, StoredObject, create_storage

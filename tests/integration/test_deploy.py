@@ -20,10 +20,10 @@ import pytest
 import yaml
 from celery.signals import task_postrun, task_prerun
 
-from core.jobs.params import JobParams
-from core.jobs.queue import ANIMATE_TASK, GPU_QUEUE
-from core.jobs.records import Job, JobStatus
-from core.jobs.run import RunDeps, run_job
+from core.contract.params import JobParams
+from core.contract.queues import ANIMATE_TASK, GPU_QUEUE
+from core.contract.records import Job, JobStatus
+from core.execution.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.log_format import configure_logging
 from core.settings import Settings
@@ -252,7 +252,7 @@ def test_json_logs_of_a_job_carry_its_id(redis_url: str, tmp_path: Path) -> None
     finally:
         logging.getLogger().removeHandler(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    job_lines = [line for line in lines if line["logger"] == "core.jobs.run"]
+    job_lines = [line for line in lines if line["logger"] == "core.execution.run"]
     assert job_lines and all(line["job_id"] == "job-unknown-1" for line in job_lines), lines
     assert {"ts", "level", "logger", "message"} <= set(job_lines[0])
     assert "job_id" not in lines[-1] and lines[-1]["message"] == "outside any job"

@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from kombu.exceptions import OperationalError
 from pydantic import SecretStr
 
+from core.contract.queues import ANIMATE_TASK, GPU_QUEUE
+from core.contract.records import JobError, JobOutput, JobStatus, Progress, Stage
 from core.errors import ConfigurationError
-from core.jobs.queue import ANIMATE_TASK, GPU_QUEUE
-from core.jobs.records import JobError, JobOutput, JobStatus, Progress, Stage
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import LocalStorage, create_storage

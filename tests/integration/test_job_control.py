@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from core.animate import Animator
+from core.contract.params import JobParams
+from core.contract.records import Job, JobStatus, Stage, utc_now
+from core.execution.run import RunDeps, run_job
 from core.jobs.deliveries import Deliveries
-from core.jobs.params import JobParams
-from core.jobs.records import Job, JobStatus, Stage, utc_now
-from core.jobs.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import create_storage

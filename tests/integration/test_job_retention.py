@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from core import webhooks
+from core.contract.params import JobParams
+from core.contract.records import Job, JobError, JobStatus
+from core.execution.webhook_sender import WebhookDeps, deliver_webhook
 from core.jobs.deliveries import Deliveries
-from core.jobs.params import JobParams
-from core.jobs.records import Job, JobError, JobStatus
 from core.jobs.store import JobStore
-from core.jobs.webhook_sender import WebhookDeps, deliver_webhook
 from core.settings import Settings
 from core.storage import create_storage
 from service.app import create_app

@@ -5,11 +5,11 @@ import uuid
 
 import pytest
 
+from core.contract.params import JobParams
+from core.contract.records import Job, JobError, JobStatus, Progress, Stage
+from core.contract.transitions import InvalidTransitionError
 from core.errors import JobNotFoundError
-from core.jobs.params import JobParams
-from core.jobs.records import Job, JobError, JobStatus, Progress, Stage
 from core.jobs.store import JobStore
-from core.jobs.transitions import InvalidTransitionError
 
 
 @pytest.fixture

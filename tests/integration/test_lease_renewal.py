@@ -3,8 +3,8 @@
 import threading
 import uuid
 
-from core.jobs.params import JobParams
-from core.jobs.records import Job
+from core.contract.params import JobParams
+from core.contract.records import Job
 from core.jobs.store import JobStore
 
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from core.animate import Animator, warm_up
-from core.jobs.params import JobParams
+from core.contract.params import JobParams
 from core.models.files import resolve_model_files
 from core.models.loading import load_models
 from core.models.tiny import UNET_CONFIG

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from core.animate import Animator
-from core.jobs.records import JobStatus
-from core.jobs.run import RunDeps, run_job
+from core.contract.records import JobStatus
+from core.execution.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import create_storage

@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from core.jobs.params import JobParams
-from core.jobs.records import Job, JobStatus
+from core.contract.params import JobParams
+from core.contract.records import Job, JobStatus
 from core.jobs.store import JobStore
 from worker.reaper import reap_once
 
@@ -107,7 +107,7 @@ def test_reap_records_job_failed_for_a_job_that_asked_for_it(store: JobStore) ->
 def test_resend_stranded_gives_an_old_queued_job_without_a_message_a_new_one(store: JobStore) -> None:
     from datetime import timedelta
 
-    from core.jobs.queue import broker_queue_length
+    from core.contract.queues import broker_queue_length
     from worker.reaper import resend_stranded
 
     old = store.create(

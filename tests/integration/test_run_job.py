@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from core.animate import Animator
-from core.jobs.records import Job, JobStatus, Stage
-from core.jobs.run import RunDeps, run_job
+from core.contract.records import Job, JobStatus, Stage
+from core.execution.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import create_storage

@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from core.animate import Animator, load_animator
-from core.jobs.params import JobParams
-from core.jobs.records import Job, JobStatus, Stage
-from core.jobs.run import RunDeps, run_job
+from core.contract.params import JobParams
+from core.contract.records import Job, JobStatus, Stage
+from core.execution.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.models.files import resolve_model_files
 from core.settings import Settings

@@ -19,7 +19,7 @@ from PIL import Image
 
 from cli.main import main
 from core.animate import Animator, animate
-from core.jobs.params import JobParams
+from core.contract.params import JobParams
 from core.models.files import CHECKPOINT_FILE, SVD_DIR, resolve_model_files
 from core.pipeline.pipeline import MimicMotionPipeline
 from core.pose.align import align_pose

@@ -15,13 +15,14 @@ from pydantic import SecretStr
 
 from core import webhooks
 from core.animate import Animator
+from core.contract import events
+from core.contract.params import JobParams
+from core.contract.queues import WEBHOOK_QUEUE
+from core.contract.records import Job, JobStatus
+from core.execution.run import RunDeps, run_job
+from core.execution.webhook_sender import WebhookDeps, deliver_webhook
 from core.jobs.deliveries import Deliveries, DeliveryState
-from core.jobs.params import JobParams
-from core.jobs.queue import WEBHOOK_QUEUE
-from core.jobs.records import Job, JobStatus
-from core.jobs.run import RunDeps, run_job
 from core.jobs.store import JobStore
-from core.jobs.webhook_sender import WebhookDeps, deliver_webhook
 from core.settings import Settings
 from core.storage import create_storage
 from service.app import create_app
@@ -33,7 +34,7 @@ from worker import webhooks as webhook_worker
 
 SECRET = webhooks.new_secret()
 FAST_RETRIES = "0,0.05,0.05,0.05,0.05"  # five attempts, 50 ms apart
-ALL_EVENTS = list(webhooks.WEBHOOK_EVENTS)
+ALL_EVENTS = list(events.WEBHOOK_EVENTS)
 KEY = "key-webhooks-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 TINY_PARAMS = JobParams(

@@ -3,8 +3,8 @@
 import uuid
 from typing import Any
 
-from core.jobs.params import JobParams
-from core.jobs.records import Job
+from core.contract.params import JobParams
+from core.contract.records import Job
 from core.jobs.store import JobStore
 
 # Tiny but real: resolution 128 gives 192x128 portrait frames; 17 frames at 24 fps, stride 2 -> 9 samples.

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from core.jobs.params import JobParams
+from core.contract.params import JobParams
 
 
 def test_job_params_defaults_follow_the_original_config() -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from core.jobs.queue import GPU_QUEUE, parse_queue_routes, queue_for
+from core.contract.queues import GPU_QUEUE, parse_queue_routes, queue_for
 
 
 def test_parse_queue_routes_sorts_by_minimum_resolution() -> None:

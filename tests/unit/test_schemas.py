@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from core.jobs.params import JobParams
-from core.jobs.records import Job, JobError, JobStatus, Progress, Stage
+from core.contract.params import JobParams
+from core.contract.records import Job, JobError, JobStatus, Progress, Stage
 from service.errors import allowed_range
 from service.schemas import DEFAULT_WEBHOOK_EVENTS, MAX_METADATA_BYTES, JobCreate, JobPublic
 

@@ -1,7 +1,7 @@
 import pytest
 
-from core.jobs.records import TERMINAL_STATUSES, JobStatus
-from core.jobs.transitions import ALLOWED_TRANSITIONS, InvalidTransitionError, check_transition
+from core.contract.records import TERMINAL_STATUSES, JobStatus
+from core.contract.transitions import ALLOWED_TRANSITIONS, InvalidTransitionError, check_transition
 
 
 @pytest.mark.parametrize("terminal", sorted(TERMINAL_STATUSES))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import StorageError
-from core.jobs.upload import ResultFile, upload_results
+from core.execution.upload import ResultFile, upload_results
 from core.settings import Settings
 from core.storage import LocalStorage, StoredObject
 

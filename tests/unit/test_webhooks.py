@@ -9,6 +9,7 @@ from standardwebhooks import Webhook
 from standardwebhooks import WebhookVerificationError as LibraryVerificationError
 
 from core import webhooks
+from core.contract import events
 from core.webhooks import WebhookVerificationError
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the spec's example secret
@@ -51,17 +52,17 @@ def test_verify_accepts_the_librarys_signature_and_refuses_tampering_and_old_tim
 @pytest.mark.parametrize("secret", ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not base64!", "whsec_c2hvcnQ="])
 def test_secret_key_refuses_secrets_without_prefix_base64_or_length(secret: str) -> None:
     with pytest.raises(ValueError, match="webhook secret"):
-        webhooks.secret_key(secret)
+        events.secret_key(secret)
 
 
 def test_new_secret_is_usable_and_fresh() -> None:
     first, second = webhooks.new_secret(), webhooks.new_secret()
-    assert first != second and len(webhooks.secret_key(first)) == 32
+    assert first != second and len(events.secret_key(first)) == 32
 
 
 def test_retry_schedule_is_svix_like_with_bounded_jitter_then_exhausted() -> None:
-    schedule = webhooks.parse_retry_schedule("0,5,300,1800,7200,18000,36000,36000")
-    assert schedule == webhooks.SVIX_RETRY_SCHEDULE_S
+    schedule = events.parse_retry_schedule("0,5,300,1800,7200,18000,36000,36000")
+    assert schedule == events.SVIX_RETRY_SCHEDULE_S
     rng = random.Random(0)
     for num_attempts, base in enumerate(schedule):
         delay = webhooks.retry_delay_s(schedule, num_attempts, rng)
@@ -72,7 +73,7 @@ def test_retry_schedule_is_svix_like_with_bounded_jitter_then_exhausted() -> Non
 @pytest.mark.parametrize("value", ["", "5,-1", "a,b"])
 def test_bad_retry_schedule_is_refused(value: str) -> None:
     with pytest.raises(ValueError):
-        webhooks.parse_retry_schedule(value)
+        events.parse_retry_schedule(value)
 
 
 def test_event_body_is_the_job_object_with_type_first() -> None:

@@ -1,7 +1,8 @@
 """A job as clients see it: the API's job object and the body of every webhook event share it.
 
-Built from the stored ``Job`` with output URLs minted from its storage keys on every read, so a
-URL in a response or a webhook is always fresh. Torch-free (the gateway and the webhook worker use it).
+Built from the stored ``Job``, with output URLs minted from its storage keys on every read
+(``core.storage.mint_output``), so a URL in a response or a webhook is always fresh. Torch-free (the
+gateway and the webhook worker use it).
 """
 
 from datetime import datetime
@@ -9,9 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from core.jobs.params import JobParams
-from core.jobs.records import Job, JobError, JobOutput, JobStatus, Progress
-from core.storage import Storage
+from core.contract.params import JobParams
+from core.contract.records import Job, JobError, JobStatus, Progress
 
 
 class OutputPublic(BaseModel):
@@ -68,21 +68,3 @@ def public_fields(job: Job, *, queue_position: int | None, output: OutputPublic 
         "webhook_events": job.webhook_events,
         "timings": job.timings,
     }
-
-
-def mint_output(storage: Storage, output: JobOutput, *, ttl_s: int) -> OutputPublic:
-    """The public output with fresh presigned (or signed /files) URLs valid for ``ttl_s``."""
-    video = storage.url_for(output.video_key, ttl_s=ttl_s)
-    pose_video = storage.url_for(output.pose_video_key, ttl_s=ttl_s)
-    return OutputPublic(
-        video_url=video.url,
-        pose_video_url=pose_video.url,
-        width=output.width,
-        height=output.height,
-        num_frames=output.num_frames,
-        fps=output.fps,
-        duration_s=output.duration_s,
-        size_bytes=output.size_bytes,
-        sha256=output.sha256,
-        expires_at=min(video.expires_at, pose_video.expires_at),
-    )

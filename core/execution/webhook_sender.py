@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 import httpx
 
 from core import webhooks
+from core.contract import events
+from core.contract.public import JobView, public_fields
+from core.contract.records import utc_now
 from core.errors import ForbiddenAddressError, InputFetchError, UnsupportedUrlError
 from core.fetch import IPAddress, IPNetwork, Resolver, default_resolver, parse_allowed_networks, vet_url
 from core.jobs.deliveries import Deliveries, Delivery, DeliveryAttempt, DeliveryState
-from core.jobs.public import JobView, mint_output, public_fields
-from core.jobs.records import utc_now
 from core.settings import Settings
-from core.storage import Storage
+from core.storage import Storage, mint_output
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class WebhookDeps:
 
     @property
     def schedule_s(self) -> tuple[float, ...]:
-        return webhooks.parse_retry_schedule(self.settings.webhook_retry_schedule_s)
+        return events.parse_retry_schedule(self.settings.webhook_retry_schedule_s)
 
     @property
     def allowed_networks(self) -> list[IPNetwork]:

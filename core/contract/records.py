@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from core.jobs.params import JobParams
+from core.contract.params import JobParams
 
 
 class JobStatus(StrEnum):

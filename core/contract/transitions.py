@@ -1,7 +1,7 @@
 """The job state machine: which status may follow which. Terminal states have no successor."""
 
+from core.contract.records import JobStatus
 from core.errors import MimicMotionError
-from core.jobs.records import JobStatus
 
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.queued: frozenset({JobStatus.running, JobStatus.canceled, JobStatus.failed}),

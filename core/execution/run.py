@@ -21,21 +21,21 @@ import numpy as np
 import redis
 
 from core.animate import Animation, Animator, animate
+from core.contract.events import WebhookEvent
+from core.contract.queues import LEASE_S
+from core.contract.records import Job, JobError, JobOutput, JobStatus, Progress, Stage, utc_now
+from core.contract.transitions import InvalidTransitionError
 from core.errors import JobCanceledError, JobNotFoundError, JobTimeoutError, MimicMotionError
+from core.execution.prefetch import InputsPrefetch
+from core.execution.upload import ResultFile, upload_results
 from core.fetch import fetch_to_file, parse_allowed_networks
 from core.jobs.deliveries import Deliveries
-from core.jobs.prefetch import InputsPrefetch
-from core.jobs.queue import LEASE_S
-from core.jobs.records import Job, JobError, JobOutput, JobStatus, Progress, Stage, utc_now
 from core.jobs.store import JobStore
-from core.jobs.transitions import InvalidTransitionError
-from core.jobs.upload import ResultFile, upload_results
 from core.log_format import bind_log_context, job_log_context
 from core.settings import Settings
 from core.storage import Storage
 from core.video.decode import DecodedVideo, read_image, read_video_frames
 from core.video.encode import write_mp4
-from core.webhooks import WebhookEvent
 
 logger = logging.getLogger(__name__)
 
