@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.contract.params import JobParams
+from core.contract.stages import Stage
 
 
 class JobStatus(StrEnum):
@@ -26,17 +27,6 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
-
-
-class Stage(StrEnum):
-    """The worker's stages, in order."""
-
-    fetching = "fetching"
-    pose = "pose"
-    denoising = "denoising"
-    decoding = "decoding"
-    encoding = "encoding"
-    uploading = "uploading"
 
 
 class Progress(BaseModel):
