@@ -2,7 +2,7 @@
 
 The original runs, per tile, PoseNet on the tile's pose frames and two batch-1 UNet calls (uncond
 without pose, then cond); ours runs PoseNet once per job and one UNet call for both branches and
-``--tile-batch-size`` tiles. CPU default: the tiny model at a small size; CUDA default: the full
+``--tiles-per-call`` tiles. CPU default: the tiny model at a small size; CUDA default: the full
 SVD-xt UNet at 576x1024 with random weights built on the device (same compute, no download).
 
     .venv/bin/python bench/pipeline.py                      # CPU, tiny model
@@ -123,9 +123,9 @@ def original_step(work: Workload, timestep: torch.Tensor) -> torch.Tensor:
     return apply_guidance(noise_pred / counts[:, None, None, None], work.guidance)
 
 
-def our_step(work: Workload, timestep: torch.Tensor, tile_batch_size: int) -> torch.Tensor:
+def our_step(work: Workload, timestep: torch.Tensor, tiles_per_call: int) -> torch.Tensor:
     noise_pred = predict_fused_noise(
-        work.unet, work.latents, timestep, work.conditioning, work.tile_frames, work.weights, tile_batch_size
+        work.unet, work.latents, timestep, work.conditioning, work.tile_frames, work.weights, tiles_per_call
     )
     return apply_guidance(noise_pred, work.guidance)
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, help="pixels (default 1024 on CUDA, 64 on CPU)")
     parser.add_argument("--width", type=int, help="pixels (default 576 on CUDA, 48 on CPU)")
     parser.add_argument("--steps", type=int, default=3, help="timed repeats of one denoising step")
-    parser.add_argument("--tile-batch-size", type=int, help="tiles per UNet call in ours (default: all tiles)")
+    parser.add_argument("--tiles-per-call", type=int, help="tiles per UNet call in ours (default: all tiles)")
     parser.add_argument("--peak-tflops", type=float, help="device peak for the utilisation column")
     parser.add_argument("--channels-last", action="store_true", help="ours: channels-last conv weights")
     parser.add_argument("--compile", action="store_true", help="ours: torch.compile the UNet blocks (slow start)")
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     args.height, args.width = args.height or (1024 if on_cuda else 64), args.width or (576 if on_cuda else 48)
     work = build_workload(model, args, device, dtype)
     pose_seconds = measure_pose_net(work)
-    tile_batch_size = args.tile_batch_size or len(work.tiles)
+    tiles_per_call = args.tiles_per_call or len(work.tiles)
     if on_cuda:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {
         "original": measure(lambda: original_step(work, timestep), work, args.steps),
     }
-    ours = lambda: our_step(work, timestep, tile_batch_size)  # noqa: E731
+    ours = lambda: our_step(work, timestep, tiles_per_call)  # noqa: E731
     ours_counted = count_work(ours, work)  # the same FLOPs compiled or not; counted eagerly
     if args.channels_last or args.compile:  # after the original's run, which must not get them
         if args.channels_last:
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     peak = peak_tflops(device, dtype, args.peak_tflops)
     name = torch.cuda.get_device_name(device) if on_cuda else "CPU"
     print(f"{name}, {model} UNet, {dtype}, {len(work.tiles)} tiles of {args.frames} frames at "
-          f"{args.height}x{args.width} px, ours with {tile_batch_size} tile(s) per call")  # fmt: skip
+          f"{args.height}x{args.width} px, ours with {tiles_per_call} tile(s) per call")  # fmt: skip
     print(f"{'schedule':<10}{'UNet calls':>11}{'s/step':>10}{'GFLOP/step':>14}{'peak GiB':>10}{'MFU':>8}")
     for schedule, result in results.items():
         mfu = f"{result['gflop'] / 1e3 / result['seconds'] / peak:.1%}" if peak else "n/a"

@@ -3,7 +3,7 @@
 Starts a stack like ``mimicmotion up`` (own Redis, a real worker process, loopback only), submits
 ``--jobs`` jobs at once, and reads the worker's JSON log: ``denoising ...`` opens a job's loop and
 ``denoised in`` closes it. Loop gap = sum of gaps / (first loop start .. last loop end). Part of each
-gap is still GPU work (the VAE decode of one job, the conditioning and PoseNet of the next, from the
+gap is still GPU work (one job's VAE decode, the next job's conditioning with PoseNet, from the
 jobs' own timings); what remains is the GPU idle. Runs with prefetch and background finishing both
 off, prefetch alone, then both on. CPU: the tiny model. CUDA: set MIMICMOTION_MODEL_DIR and
 ``--device cuda``.
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from core.contract.stages import Stage
 from tests.support.file_server import file_server
 from tests.support.media import moving_person_frames, person_image, write_image, write_video
 from tests.support.processes import ServiceProcess, mimicmotion, service_env, wait_for
@@ -74,7 +75,7 @@ class Result:
 
 
 # GPU work between two denoising loops: the earlier job's decode, the later job's conditioning.
-GPU_STAGES_AFTER_LOOP, GPU_STAGES_BEFORE_LOOP = ("decoding",), ("conditioning", "pose_latents")
+GPU_STAGES_AFTER_LOOP, GPU_STAGES_BEFORE_LOOP = (Stage.decoding,), (Stage.conditioning,)
 
 
 def run(directory: Path, inputs_url: str, args: argparse.Namespace, prefetch: bool, finish: bool) -> Result:

@@ -12,9 +12,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
 from cli.params import add_job_param_flags
 from cli.train import add_training_commands, run_training_command
-from core.errors import MimicMotionError
+from core.errors import ConfigurationError, MimicMotionError
 from core.log_format import configure_logging
 from core.settings import Settings, get_settings
 
@@ -102,7 +105,12 @@ def _add_input_flags(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # a bad MIMICMOTION_* value: one line each, as for any configuration error
+        for error in exc.errors():
+            print(f"mimicmotion: error [{ConfigurationError.code}]: {_setting_problem(error)}", file=sys.stderr)
+        return 2
     configure_logging(args.log_level or settings.log_level, settings.log_format)
     # httpx logs every request at INFO: noise under a progress bar (submit) and in the worker's fetches.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -111,6 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MimicMotionError as exc:
         print(f"mimicmotion: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 2
+
+
+def _setting_problem(error: ErrorDetails) -> str:
+    """``MIMICMOTION_X: what is wrong``; the rejected value is not shown (it may be a secret)."""
+    cause = error.get("ctx", {}).get("error")
+    message = str(cause) if cause is not None else error["msg"]
+    variable = f"MIMICMOTION_{error['loc'][0]}".upper() if error["loc"] else ""
+    named = variable.lower().removeprefix("mimicmotion_") in message.lower()
+    return message if not variable or named else f"{variable}: {message}"
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

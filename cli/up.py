@@ -49,7 +49,7 @@ def up_command(settings: Settings, *, host: str | None, port: int | None) -> int
         else:
             logger.info("results are stored under %s and served by the gateway", data_dir)
         model_dir = settings.model_dir or _tiny_model(data_dir / "tiny-model")
-        networks = settings.fetch_allowed_networks or LOOPBACK_NETWORKS
+        networks = ",".join(str(network) for network in settings.fetch_allowed_networks) or LOOPBACK_NETWORKS
         logger.info("input fetching may reach %s (MIMICMOTION_FETCH_ALLOWED_NETWORKS)", networks)
         # 3. Gateway and one worker, as child processes with the resolved settings.
         env = {

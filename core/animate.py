@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.contract.params import JobParams, with_seed
+from core.contract.stages import Stage, StageTimer
 from core.errors import ConfigurationError
 from core.models.files import ModelFiles
 from core.models.loading import load_models, resolve_device, resolve_dtype
@@ -47,7 +48,7 @@ class PosedInputs:
 
     reference_image: np.ndarray  # (H, W, 3) uint8, resized and cropped to the job's resolution
     pose_frames: np.ndarray  # (N + 1, H, W, 3) uint8, the reference image's own pose first
-    pose_s: float  # seconds the pose stage took
+    timings: dict[str, float]  # {"pose": seconds}, from the StageTimer that timed it
 
 
 def load_animator(
@@ -76,8 +77,8 @@ def animate(
     params: JobParams,
     animator: Animator,
     *,
-    decode_chunk_size: int = 8,
-    tile_batch_size: int | None = None,
+    decode_chunk_size: int,
+    tiles_per_call: int | None = None,
     on_step: OnStep | None = None,
     posed: PosedInputs | None = None,
 ) -> Animation:
@@ -86,6 +87,7 @@ def animate(
     Args:
         image: (H0, W0, 3) uint8 RGB reference photo, any size; resized and cropped here (reference §4.0).
         driving_frames: (N, h, w, 3) uint8 RGB, already sampled with ``params.sample_stride``.
+        decode_chunk_size: frames per VAE decoder chunk (``Settings.decode_chunk_size``).
         on_step: called after each denoising step; may raise ``JobCanceledError``.
         posed: ``prepare_poses(image, driving_frames, params, ...)`` computed ahead (the worker's
             prefetch); None computes it here.
@@ -97,7 +99,6 @@ def animate(
     assert params.seed is not None
     if posed is None:
         posed = prepare_poses(image, driving_frames, params, animator.estimator)
-    timings = {"pose": posed.pose_s}
     output = animator.pipeline(
         posed.reference_image,
         posed.pose_frames,
@@ -107,12 +108,12 @@ def animate(
         noise_aug_strength=params.noise_aug_strength,
         tile_size=params.tile_size,
         tile_overlap=params.tile_overlap,
-        decode_chunk_size=decode_chunk_size,
-        tile_batch_size=tile_batch_size,
         sigma_schedule=params.sigma_schedule,
+        decode_chunk_size=decode_chunk_size,
+        tiles_per_call=tiles_per_call,
         on_step=on_step,
     )
-    timings.update(output.timings)
+    timings = {**posed.timings, **output.timings}
     return Animation(frames=output.frames, pose_frames=posed.pose_frames, params=params, timings=timings)
 
 
@@ -124,22 +125,23 @@ def prepare_poses(
     Raises:
         NoPersonError: no person in the reference image or the driving frames.
     """
-    started = time.perf_counter()
-    reference_image = prepare_reference_image(image, params.resolution)
-    pose_frames = extract_pose_frames(reference_image, driving_frames, estimator)
-    return PosedInputs(reference_image, pose_frames, time.perf_counter() - started)
+    timer = StageTimer()  # DWPose runs on onnxruntime, synchronous: nothing queued to wait for
+    with timer.stage(Stage.pose):
+        reference_image = prepare_reference_image(image, params.resolution)
+        pose_frames = extract_pose_frames(reference_image, driving_frames, estimator)
+    return PosedInputs(reference_image, pose_frames, timer.timings)
 
 
 _LONG_VIDEO_TILES = 64  # enough tiles that only memory bounds the tiles per call
 
 
 def warm_up(animator: Animator, params: JobParams, tiles_per_call: int | None = None) -> float:
-    """Run the pipeline at ``params``' size once per tile-group size a job can use (one step each); seconds.
+    """Denoise at ``params``' size once per tile-group size a job can use (one step each); seconds.
 
     With ``compile_unet`` the worker calls this at start. Compiled blocks keep one graph per input
     shape, and a job's UNet calls hold 1 to K tiles (K from free memory; the last group of a job is
     often smaller), so each size is compiled here instead of in the first jobs. Portrait 9:16, the
-    shape most jobs have; other sizes compile on first use.
+    shape most jobs have; other sizes compile on first use. Nothing is decoded: only the UNet compiles.
 
     Args:
         tiles_per_call: K; None takes what the pipeline would choose for a long video at this size.
@@ -149,16 +151,18 @@ def warm_up(animator: Animator, params: JobParams, tiles_per_call: int | None = 
     height, width = target_size(16, 9, params.resolution)
     latent_size = (height // pipeline.vae_scale_factor, width // pipeline.vae_scale_factor)
     if tiles_per_call is None:
-        tiles_per_call = pipeline.tiles_per_call(
+        tiles_per_call = pipeline.plan_tiles_per_call(
             _LONG_VIDEO_TILES, params.tile_size, latent_size, params.guidance_scale > 1.0
         )
     blank = np.zeros((height, width, 3), dtype=np.uint8)
     for num_tiles in range(1, tiles_per_call + 1):
         # Exactly num_tiles regular tiles (reference §5), all in one UNet call.
         num_frames = params.tile_size + (num_tiles - 1) * (params.tile_size - params.tile_overlap)
-        pipeline(
+        state = pipeline.prepare_denoising(
             blank, np.zeros((num_frames, height, width, 3), np.uint8), seed=0, num_inference_steps=1,
-            guidance_scale=params.guidance_scale, tile_size=params.tile_size, tile_overlap=params.tile_overlap,
-            decode_chunk_size=1, tile_batch_size=num_tiles,
+            guidance_scale=params.guidance_scale, noise_aug_strength=params.noise_aug_strength,
+            tile_size=params.tile_size, tile_overlap=params.tile_overlap, sigma_schedule=params.sigma_schedule,
+            tiles_per_call=num_tiles,
         )  # fmt: skip
+        pipeline.denoise(state)
     return time.perf_counter() - started

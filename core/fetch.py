@@ -20,16 +20,14 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 
 import httpx
 
+from core.contract.networks import IPAddress, IPNetwork
 from core.errors import (
-    ConfigurationError,
     ForbiddenAddressError,
     InputTooLargeError,
     InputUnreachableError,
     UnsupportedUrlError,
 )
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
 
 _SCHEMES = {"http": 80, "https": 443}
@@ -77,22 +75,6 @@ def default_resolver(host: str, port: int) -> list[str]:
     """All A and AAAA addresses of ``host``, in getaddrinfo's order, without duplicates."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def parse_allowed_networks(value: str) -> list[IPNetwork]:
-    """Parse the comma-separated ``fetch_allowed_networks`` setting ("127.0.0.0/8, 10.1.0.0/16")."""
-    networks: list[IPNetwork] = []
-    for item in value.split(","):
-        if not item.strip():
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item.strip(), strict=True))
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"fetch_allowed_networks: {item.strip()!r} is not a CIDR network ({exc}); "
-                "write networks like 10.0.0.0/8 or fd00::/8, separated by commas"
-            ) from exc
-    return networks
 
 
 def address_problem(address: IPAddress) -> str | None:

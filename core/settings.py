@@ -6,13 +6,14 @@ passes the object on. No torch import here: the gateway loads this module too.
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.contract import events
-from core.contract.queues import parse_queue_routes
+from core.contract.networks import IPNetwork, parse_allowed_networks
+from core.contract.queues import GPU_QUEUE, LEASE_S, QueueRoute, parse_queue_routes
 from core.log_format import LogFormat
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -55,8 +56,8 @@ class Settings(BaseSettings):
         default="same",
         description="Where the VAE runs: same (the model device) or cpu (float32; saves GPU memory, decodes slower).",
     )
-    tile_devices: str = Field(
-        default="",
+    tile_devices: Annotated[list[str], NoDecode] = Field(
+        default=[],
         description="Extra devices for one job's tiles, comma-separated (e.g. cuda:1,cuda:2): each holds a UNet "
         "copy and runs its share of every step; predictions are fused on the main device. Empty: one device.",
     )
@@ -82,8 +83,8 @@ class Settings(BaseSettings):
         description="Base URL clients use to reach the gateway (for Location and local file URLs). "
         "Unset: http://HOST:PORT.",
     )
-    api_keys: SecretStr = Field(
-        default=SecretStr(""),
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(),
         description="Comma-separated API keys for `Authorization: Bearer`. Empty means no auth, "
         "allowed only when the gateway binds to loopback.",
     )
@@ -102,8 +103,8 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(
         default=15.0, gt=0, le=120, description="Time a webhook receiver has to answer one delivery attempt."
     )
-    webhook_retry_schedule_s: str = Field(
-        default="0,5,300,1800,7200,18000,36000,36000",
+    webhook_retry_schedule_s: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=events.SVIX_RETRY_SCHEDULE_S,
         description="Seconds to wait before each webhook attempt, comma-separated (Svix's schedule: immediately, "
         "5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), each with +-10 % jitter. Its length is the attempt count.",
     )
@@ -130,8 +131,8 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="Key that signs local /files URLs. Empty: a random key is made and kept under data_dir.",
     )
-    fetch_allowed_networks: str = Field(
-        default="",
+    fetch_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
+        default=[],
         description="Comma-separated CIDRs that input fetching may reach although private or loopback.",
     )
     fetch_max_image_bytes: int = Field(default=20_000_000, ge=1, description="Largest input image download.")
@@ -150,7 +151,7 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="Longest driving video, in seconds, checked before and while decoding."
     )
     lease_s: int = Field(
-        default=60,
+        default=LEASE_S,
         ge=1,
         description="A running job's lease; its worker renews it every lease_s / 4, and a job whose lease lapses "
         "is handed back by the reaper.",
@@ -175,8 +176,8 @@ class Settings(BaseSettings):
         ge=1,
         description="Times a job is started before a lost worker fails it (a job that kills workers must not loop).",
     )
-    queue_routes: str = Field(
-        default="",
+    queue_routes: Annotated[list[QueueRoute], NoDecode] = Field(
+        default=[],
         description="Route jobs to GPU-class queues by resolution: comma-separated MIN_RESOLUTION=QUEUE "
         "(e.g. 0=gpu,768=gpu-80gb). Empty: every job goes to `gpu`.",
     )
@@ -186,8 +187,8 @@ class Settings(BaseSettings):
         description="Log lines: text, or json (one object a line with ts, level, logger, message, job_id, stage, "
         "worker).",
     )
-    worker_queues: str = Field(
-        default="gpu",
+    worker_queues: Annotated[list[str], NoDecode] = Field(
+        default=[GPU_QUEUE],
         description="Comma-separated queues a worker consumes (one per GPU class, e.g. gpu,gpu-80g).",
     )
     worker_metrics_port: int = Field(
@@ -210,17 +211,11 @@ class Settings(BaseSettings):
             events.secret_key(secret.get_secret_value())  # raises ValueError naming the problem
         return secret
 
-    @field_validator("webhook_retry_schedule_s")
-    @classmethod
-    def _check_retry_schedule(cls, schedule: str) -> str:
-        events.parse_retry_schedule(schedule)
-        return schedule
-
     @model_validator(mode="after")
     def _retention_outlasts_webhook_retries(self) -> "Settings":
         # A job's delivery records expire with it: a retry schedule longer than the retention would
         # lose the last attempts' records, and the receiver could no longer read the job.
-        longest_s = sum(events.parse_retry_schedule(self.webhook_retry_schedule_s)) * (1 + events.RETRY_JITTER)
+        longest_s = sum(self.webhook_retry_schedule_s) * (1 + events.RETRY_JITTER)
         if longest_s >= self.job_retention_s:
             raise ValueError(
                 f"job_retention_s ({self.job_retention_s} s) must be longer than the webhook retry schedule "
@@ -229,11 +224,54 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("queue_routes")
+    # The list settings come from the environment as comma-separated text (NoDecode: not JSON) and are
+    # parsed here, once; code that builds Settings may pass the typed values instead.
+
+    @field_validator("worker_queues", mode="before")
     @classmethod
-    def _valid_queue_routes(cls, value: str) -> str:
-        parse_queue_routes(value)  # raises ValueError naming the bad pair
-        return value
+    def _parse_worker_queues(cls, value: Any) -> Any:
+        if not isinstance(value, str | list | tuple):
+            return value
+        text = value if isinstance(value, str) else ",".join(map(str, value))
+        queues = _split(text)
+        if not queues:
+            raise ValueError(f"MIMICMOTION_WORKER_QUEUES {text!r}: name at least one queue, e.g. gpu")
+        return queues
+
+    @field_validator("tile_devices", mode="before")
+    @classmethod
+    def _parse_tile_devices(cls, value: Any) -> Any:
+        return _split(value) if isinstance(value, str) else value
+
+    @field_validator("queue_routes", mode="before")
+    @classmethod
+    def _parse_queue_routes(cls, value: Any) -> Any:
+        return parse_queue_routes(value) if isinstance(value, str) else value  # ValueError names the bad pair
+
+    @field_validator("fetch_allowed_networks", mode="before")
+    @classmethod
+    def _parse_allowed_networks(cls, value: Any) -> Any:
+        return parse_allowed_networks(value) if isinstance(value, str) else value
+
+    @field_validator("webhook_retry_schedule_s", mode="before")
+    @classmethod
+    def _parse_retry_schedule(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):  # typed delays get the same checks as the environment's text
+            value = ",".join(str(delay) for delay in value)
+        return events.parse_retry_schedule(value) if isinstance(value, str) else value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: Any) -> Any:
+        # Each key becomes a SecretStr at once, so no repr, log line or error shows one.
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return tuple(SecretStr(key) for key in _split(value)) if isinstance(value, str) else value
+
+
+def _split(value: str) -> list[str]:
+    """``" a, b ,"`` -> ["a", "b"]: the items of a comma-separated setting, blanks dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @lru_cache

@@ -8,6 +8,8 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from core.errors import ConfigurationError
 from core.settings import Settings
 from service.errors import UnauthorizedError
@@ -30,12 +32,13 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class ApiKeys:
-    keys: tuple[str, ...]
+    """The configured keys, kept as SecretStr so no repr or log line shows one."""
+
+    keys: tuple[SecretStr, ...]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ApiKeys":
-        raw = settings.api_keys.get_secret_value()
-        return cls(tuple(key.strip() for key in raw.split(",") if key.strip()))
+        return cls(settings.api_keys)
 
     @property
     def required(self) -> bool:
@@ -49,7 +52,7 @@ class ApiKeys:
             raise UnauthorizedError("send your API key as 'Authorization: Bearer <key>'")
         given = bearer_token.encode()
         # Compare against every key, without stopping early, so timing says nothing about which matched.
-        matches = [hmac.compare_digest(given, key.encode()) for key in self.keys]
+        matches = [hmac.compare_digest(given, key.get_secret_value().encode()) for key in self.keys]
         if not any(matches):
             raise UnauthorizedError("unknown API key")
         return owner_of_key(bearer_token)

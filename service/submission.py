@@ -5,13 +5,14 @@ A job whose message never reached the broker is marked failed at once, never lef
 """
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from uuid import uuid4
 
 from fastapi.exceptions import RequestValidationError
 
 from core.contract.params import JobParams, with_seed
-from core.contract.queues import parse_queue_routes, queue_for
+from core.contract.queues import QueueRoute, queue_for
 from core.contract.records import Job, JobError, JobStatus, utc_now
 from core.contract.transitions import InvalidTransitionError
 from core.errors import (
@@ -22,7 +23,7 @@ from core.errors import (
     QueueLimitError,
     UnsupportedUrlError,
 )
-from core.fetch import parse_allowed_networks, vet_url
+from core.fetch import vet_url
 from core.jobs.idempotency import IdempotencyRecords
 from core.jobs.store import JobStore
 from core.settings import Settings
@@ -61,8 +62,7 @@ def _webhook_url_problem(url: str, settings: Settings) -> str | None:
         raise OSError("not resolved at submission")
 
     try:
-        vet_url(url, allowed_networks=parse_allowed_networks(settings.fetch_allowed_networks), resolver=no_dns,
-                label="webhook")  # fmt: skip
+        vet_url(url, allowed_networks=settings.fetch_allowed_networks, resolver=no_dns, label="webhook")
     except (ForbiddenAddressError, UnsupportedUrlError) as exc:
         return exc.message
     except InputFetchError:
@@ -70,7 +70,7 @@ def _webhook_url_problem(url: str, settings: Settings) -> str | None:
     return None
 
 
-def new_job(body: JobCreate, owner: str, *, max_timeout_s: int, queue_routes: str = "") -> Job:
+def new_job(body: JobCreate, owner: str, *, max_timeout_s: int, queue_routes: Sequence[QueueRoute] = ()) -> Job:
     """A queued job with an unguessable id, its seed and deadline resolved, so the caller sees both.
 
     The job's GPU-class queue follows its resolution (``queue_routes``, see core.contract.queues).
@@ -85,7 +85,7 @@ def new_job(body: JobCreate, owner: str, *, max_timeout_s: int, queue_routes: st
         image_url=body.image_url,
         video_url=body.video_url,
         params=params,
-        queue=queue_for(params.resolution, parse_queue_routes(queue_routes)),
+        queue=queue_for(params.resolution, queue_routes),
         metadata=body.metadata,
         webhook_url=body.webhook_url,
         webhook_events=list(body.webhook_events),

@@ -19,7 +19,6 @@ from celery.signals import worker_shutting_down
 
 from core.contract.queues import ANIMATE_TASK, broker_queue_length
 from core.contract.records import utc_now
-from core.errors import ConfigurationError
 from core.log_format import bind_log_context
 from core.settings import Settings
 from worker import models_cache
@@ -43,7 +42,7 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
     load_started = time.monotonic()
     loaded = models_cache.load(settings, name)
     model_load_s = time.monotonic() - load_started
-    queues = parse_queues(settings.worker_queues)
+    queues = settings.worker_queues
     info = {
         "device": str(loaded.animator.pipeline.models.device),
         "gpu": gpu,
@@ -85,14 +84,6 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
         reaper.stop()
         heartbeat.stop()
     return int(celery_worker.exitcode or 0)
-
-
-def parse_queues(value: str) -> list[str]:
-    """``"gpu,gpu-80g"`` -> ["gpu", "gpu-80g"]: the queues of this worker's GPU class (service-practices §5.2)."""
-    queues = [item.strip() for item in value.split(",") if item.strip()]
-    if not queues:
-        raise ConfigurationError(f"MIMICMOTION_WORKER_QUEUES {value!r}: name at least one queue, e.g. gpu")
-    return queues
 
 
 def supervise_gpus(

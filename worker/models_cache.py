@@ -59,8 +59,7 @@ def load(settings: Settings, name: str) -> Loaded:
         logger.info("worker %s: compiling the UNet (warm-up at the default job size)", name)
         logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
     store = JobStore.from_url(settings.redis_url, job_retention_s=settings.job_retention_s)
-    queues = [queue.strip() for queue in settings.worker_queues.split(",") if queue.strip()]
-    prefetch = Prefetcher(store, settings, animator, queues) if settings.prefetch else None
+    prefetch = Prefetcher(store, settings, animator, settings.worker_queues) if settings.prefetch else None
     _loaded = Loaded(
         settings, name, files, animator, store, create_storage(settings), GracefulStop(settings.shutdown_grace_s),
         prefetch, BackgroundFinisher() if settings.finish_in_background else None,
@@ -72,7 +71,7 @@ def performance_options(settings: Settings) -> PerformanceOptions:
     return PerformanceOptions(
         tf32=settings.tf32, channels_last=settings.channels_last, compile_unet=settings.compile_unet,
         cfg_mode=settings.cfg_mode, vae_device=settings.vae_device,
-        tile_devices=tuple(item.strip() for item in settings.tile_devices.split(",") if item.strip()),
+        tile_devices=tuple(settings.tile_devices),
     )  # fmt: skip
 
 

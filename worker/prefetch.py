@@ -15,8 +15,8 @@ from pathlib import Path
 from core.animate import Animator, prepare_poses
 from core.contract.records import JobStatus
 from core.errors import JobNotFoundError
+from core.execution.inputs import fetch_job_inputs
 from core.execution.prefetch import PreparedInputs
-from core.execution.run import fetch_job_inputs
 from core.jobs.store import JobStore
 from core.settings import Settings
 

@@ -4,6 +4,8 @@ The gateway sends tasks by name with a send-only client built from this module; 
 Celery app is configured from the same dict, so the two cannot disagree.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 ANIMATE_TASK = "mimicmotion.animate"
@@ -16,8 +18,16 @@ BROKER_SOCKET_TIMEOUT_S = 10  # no broker command or connect waits longer (see c
 BROKER_HEALTH_CHECK_INTERVAL_S = 10
 
 
-def parse_queue_routes(value: str) -> list[tuple[int, str]]:
-    """``"0=gpu,768=gpu-80gb"`` -> [(0, "gpu"), (768, "gpu-80gb")], sorted by minimum resolution.
+@dataclass(frozen=True, order=True)
+class QueueRoute:
+    """Jobs of at least ``min_resolution`` go to ``queue`` (unless a higher route also applies)."""
+
+    min_resolution: int
+    queue: str
+
+
+def parse_queue_routes(value: str) -> list[QueueRoute]:
+    """``"0=gpu,768=gpu-80gb"`` -> routes (0, "gpu"), (768, "gpu-80gb"), sorted by minimum resolution.
 
     Raises:
         ValueError: a pair is not ``MIN_RESOLUTION=QUEUE`` with a non-negative integer and a name.
@@ -27,16 +37,19 @@ def parse_queue_routes(value: str) -> list[tuple[int, str]]:
         threshold, sep, queue = pair.partition("=")
         if not sep or not threshold.strip().isdigit() or not queue.strip() or queue.strip() == WEBHOOK_QUEUE:
             raise ValueError(f"queue route {pair!r} is not MIN_RESOLUTION=QUEUE (e.g. 768=gpu-80gb)")
-        routes.append((int(threshold), queue.strip()))
+        routes.append(QueueRoute(int(threshold), queue.strip()))
     return sorted(routes)
 
 
-def queue_for(resolution: int, routes: list[tuple[int, str]]) -> str:
-    """The GPU-class queue of a job: the route with the highest minimum resolution it reaches."""
+def queue_for(resolution: int, routes: Sequence[QueueRoute]) -> str:
+    """The GPU-class queue of a job: the route with the highest minimum resolution it reaches.
+
+    ``routes`` are sorted by minimum resolution, as ``parse_queue_routes`` returns them.
+    """
     queue = GPU_QUEUE
-    for threshold, name in routes:
-        if resolution >= threshold:
-            queue = name
+    for route in routes:
+        if resolution >= route.min_resolution:
+            queue = route.queue
     return queue
 
 

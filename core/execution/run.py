@@ -26,15 +26,15 @@ from core.contract.queues import LEASE_S
 from core.contract.records import Job, JobError, JobOutput, JobStatus, Progress, Stage, utc_now
 from core.contract.transitions import InvalidTransitionError
 from core.errors import JobCanceledError, JobNotFoundError, JobTimeoutError, MimicMotionError
+from core.execution.inputs import fetch_job_inputs
 from core.execution.prefetch import InputsPrefetch
 from core.execution.upload import ResultFile, upload_results
-from core.fetch import fetch_to_file, parse_allowed_networks
 from core.jobs.deliveries import Deliveries
 from core.jobs.store import JobStore
 from core.log_format import bind_log_context, job_log_context
 from core.settings import Settings
 from core.storage import Storage
-from core.video.decode import DecodedVideo, read_image, read_video_frames
+from core.video.decode import DecodedVideo
 from core.video.encode import write_mp4
 
 logger = logging.getLogger(__name__)
@@ -318,27 +318,6 @@ class _Run:
             logger.info("job %s: not recorded as failed, no longer ours (%s)", self.job.id, exc)
             return
         self.record_event(job, "job.failed")
-
-
-def fetch_job_inputs(job: Job, settings: Settings, tmp: Path) -> tuple[np.ndarray, DecodedVideo]:
-    """Download and decode a job's image and video into ``tmp`` (also used to prepare a queued job ahead)."""
-    networks = parse_allowed_networks(settings.fetch_allowed_networks)
-    # Each input is sniffed (the image decodes, the video probes and decodes) right after its
-    # download, so a bad image fails the job before a large video is fetched.
-    fetch_to_file(
-        job.image_url, tmp / "image", max_bytes=settings.fetch_max_image_bytes,
-        timeout_s=settings.fetch_timeout_s, allowed_networks=networks, label="image",
-    )  # fmt: skip
-    image = read_image(tmp / "image", max_pixels=settings.max_image_pixels)
-    fetch_to_file(
-        job.video_url, tmp / "video", max_bytes=settings.fetch_max_video_bytes,
-        timeout_s=settings.fetch_timeout_s, allowed_networks=networks, label="video",
-    )  # fmt: skip
-    video = read_video_frames(
-        tmp / "video", sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames,
-        max_pixels_per_frame=settings.max_video_pixels, max_duration_s=settings.max_video_duration_s,
-    )  # fmt: skip
-    return image, video
 
 
 def _progress(stage: Stage, step: int, total_steps: int) -> Progress:

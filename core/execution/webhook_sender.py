@@ -16,11 +16,10 @@ from datetime import datetime, timedelta
 import httpx
 
 from core import webhooks
-from core.contract import events
 from core.contract.public import JobView, public_fields
 from core.contract.records import utc_now
 from core.errors import ForbiddenAddressError, InputFetchError, UnsupportedUrlError
-from core.fetch import IPAddress, IPNetwork, Resolver, default_resolver, parse_allowed_networks, vet_url
+from core.fetch import IPAddress, Resolver, default_resolver, vet_url
 from core.jobs.deliveries import Deliveries, Delivery, DeliveryAttempt, DeliveryState
 from core.settings import Settings
 from core.storage import Storage, mint_output
@@ -41,14 +40,6 @@ class WebhookDeps:
     resolver: Resolver = default_resolver
     now: Callable[[], datetime] = utc_now
     rng: random.Random = field(default_factory=random.Random)
-
-    @property
-    def schedule_s(self) -> tuple[float, ...]:
-        return events.parse_retry_schedule(self.settings.webhook_retry_schedule_s)
-
-    @property
-    def allowed_networks(self) -> list[IPNetwork]:
-        return parse_allowed_networks(self.settings.fetch_allowed_networks)
 
 
 @dataclass(frozen=True)
@@ -101,7 +92,8 @@ def _attempt(delivery: Delivery, deps: WebhookDeps) -> Delivery:
             update={"attempts": attempts, "state": DeliveryState.delivered, "next_retry_at": None,
                     "finished_at": outcome.attempt.at}
         )  # fmt: skip
-    delay_s = None if outcome.permanent else webhooks.retry_delay_s(deps.schedule_s, len(attempts), deps.rng)
+    schedule_s = deps.settings.webhook_retry_schedule_s
+    delay_s = None if outcome.permanent else webhooks.retry_delay_s(schedule_s, len(attempts), deps.rng)
     shown = f"HTTP {code}" if code is not None else outcome.attempt.error
     if delay_s is None:
         logger.warning("job %s: webhook %s %s failed for good (%s)", delivery.job_id, delivery.type, delivery.id, shown)
@@ -134,7 +126,9 @@ def _post(delivery: Delivery, deps: WebhookDeps) -> _Outcome:
     if not secret:
         return outcome(error="MIMICMOTION_WEBHOOK_SECRET is not set; webhooks cannot be signed", permanent=True)
     try:
-        target = vet_url(delivery.url, allowed_networks=deps.allowed_networks, resolver=deps.resolver, label="webhook")
+        target = vet_url(
+            delivery.url, allowed_networks=deps.settings.fetch_allowed_networks, resolver=deps.resolver, label="webhook"
+        )
     except (ForbiddenAddressError, UnsupportedUrlError) as exc:
         return outcome(error=f"{exc.code}: {exc.message}", permanent=True)
     except InputFetchError as exc:  # the name does not resolve (now): worth another try later

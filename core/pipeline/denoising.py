@@ -70,7 +70,7 @@ def predict_fused_noise(
     conditioning: TileConditioning,
     tiles: Sequence[torch.Tensor],
     fusion_weights: torch.Tensor,
-    tile_batch_size: int,
+    tiles_per_call: int,
     *,
     cfg_mode: CfgMode = "batched",
     helpers: Sequence[TileModel] = (),
@@ -94,7 +94,7 @@ def predict_fused_noise(
     counts = fusion_weights.new_zeros(num_frames)
     weights = fusion_weights[:, None, None, None]  # (T, 1, 1, 1)
     # Groups of tile positions; each device indexes with its own copy of the tiles' frame indices.
-    groups = [range(start, min(start + tile_batch_size, len(tiles))) for start in range(0, len(tiles), tile_batch_size)]
+    groups = [range(start, min(start + tiles_per_call, len(tiles))) for start in range(0, len(tiles), tiles_per_call)]
     models = [TileModel(unet, conditioning, tiles), *helpers]
     predictions = _predict_groups(models, latent_model_input, timestep, groups, rows, cfg_mode)
     # Tiles accumulate in the original's order, so the float sums round exactly as its sequential loop
@@ -199,7 +199,7 @@ def apply_guidance(noise_pred: torch.Tensor, guidance_scale: torch.Tensor) -> to
     return noise_pred_uncond + guidance_scale * (noise_pred_cond - noise_pred_uncond)
 
 
-def auto_tile_batch_size(
+def auto_tiles_per_call(
     device: torch.device,
     num_tiles: int,
     num_tile_frames: int,
@@ -210,7 +210,7 @@ def auto_tile_batch_size(
     """Tiles per UNet call: 1 on CPU (no gain, more memory); on CUDA as many as free memory and the
     attention kernels' launch grid allow.
 
-    The CUDA figure is an estimate scaled from the SVD-xt activation size; pass ``tile_batch_size``
+    The CUDA figure is an estimate scaled from the SVD-xt activation size; pass ``tiles_per_call``
     explicitly to override it. ``dtype_bytes``: the UNet's activation dtype size (4 for float32).
     """
     if device.type != "cuda" or num_tiles <= 1:

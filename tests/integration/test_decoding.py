@@ -18,6 +18,7 @@ from core.models.files import resolve_model_files
 from core.models.loading import MimicMotionModels, load_models
 from core.pipeline.decoding import decode_latents
 from core.pipeline.pipeline import MimicMotionPipeline
+from tests.support.pipeline_args import pipeline_args
 
 # 23 frames in chunks of 4: five whole chunks and a shorter last one of 3.
 NUM_FRAMES, DECODE_CHUNK_SIZE = 23, 4
@@ -104,15 +105,26 @@ def test_pipeline_decode_chunks_per_call_keeps_the_frames(models: MimicMotionMod
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (48, 32, 3), dtype=np.uint8)
     pose_frames = rng.integers(0, 256, (11, 48, 32, 3), dtype=np.uint8)
-    settings = {"seed": 1, "num_inference_steps": 2, "tile_size": 8, "tile_overlap": 3, "decode_chunk_size": 3}
+    settings = pipeline_args(seed=1, num_inference_steps=2, tile_size=8, tile_overlap=3, decode_chunk_size=3)
     pipeline = MimicMotionPipeline(models)
     default = pipeline(image, pose_frames, **settings).frames
     batched = pipeline(image, pose_frames, decode_chunks_per_call=2, **settings).frames
     _assert_rounding_only(batched, default)
     with pytest.raises(ValueError, match="decode_chunks_per_call must be at least 1, got 0"):
         pipeline(image, pose_frames, decode_chunks_per_call=0, **settings)
-    with pytest.raises(ValueError, match="tile_batch_size must be at least 1, got 0"):  # 0 is not "auto"
-        pipeline(image, pose_frames, tile_batch_size=0, **settings)
+    with pytest.raises(ValueError, match="tiles_per_call must be at least 1, got 0"):  # 0 is not "auto"
+        pipeline(image, pose_frames, tiles_per_call=0, **settings)
+
+
+def test_pipeline_refuses_a_bad_decode_chunk_size_before_denoising(models: MimicMotionModels) -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (48, 32, 3), dtype=np.uint8)
+    pose_frames = rng.integers(0, 256, (5, 48, 32, 3), dtype=np.uint8)
+    steps: list[int] = []
+    settings = pipeline_args(seed=1, num_inference_steps=2, tile_size=8, tile_overlap=3, decode_chunk_size=0)
+    with pytest.raises(ValueError, match="decode_chunk_size must be at least 1, got 0"):
+        MimicMotionPipeline(models)(image, pose_frames, on_step=lambda step, _: steps.append(step), **settings)
+    assert steps == []  # not a single denoising step spent on a job that cannot be decoded
 
 
 def _assert_rounding_only(frames: np.ndarray, expected: np.ndarray) -> None:

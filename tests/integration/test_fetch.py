@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from core.contract.networks import parse_allowed_networks
 from core.errors import ForbiddenAddressError, InputTooLargeError, InputUnreachableError
-from core.fetch import fetch_to_file, parse_allowed_networks
+from core.fetch import fetch_to_file
 from tests.support.network import forbid_non_loopback_traffic
 from tests.support.tls import Certificates, make_certificates
 

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from kombu.exceptions import OperationalError
 from pydantic import SecretStr
 
-from core.contract.queues import ANIMATE_TASK, GPU_QUEUE
+from core.contract.queues import ANIMATE_TASK, GPU_QUEUE, parse_queue_routes
 from core.contract.records import JobError, JobOutput, JobStatus, Progress, Stage
 from core.errors import ConfigurationError
 from core.jobs.store import JobStore
@@ -95,7 +95,7 @@ def _succeed(store: JobStore, storage: LocalStorage, job_id: str, tmp_path: Path
 def test_post_job_routes_by_resolution_to_the_gpu_class_queue(
     gateway_settings: Settings, store: JobStore, sender: RecordingSender
 ) -> None:
-    settings = gateway_settings.model_copy(update={"queue_routes": "0=gpu-24gb,768=gpu-80gb"})
+    settings = gateway_settings.model_copy(update={"queue_routes": parse_queue_routes("0=gpu-24gb,768=gpu-80gb")})
     client = TestClient(create_app(settings, store=store, task_sender=sender))
     small = _submit(client, params={"resolution": 576})
     large = _submit(client, params={"resolution": 1024})
@@ -341,7 +341,7 @@ def test_another_keys_job_is_404_and_not_listed(client: TestClient, store: JobSt
 def test_no_keys_means_anonymous_on_loopback_and_refusal_elsewhere(
     gateway_settings: Settings, store: JobStore, sender: RecordingSender
 ) -> None:
-    open_settings = gateway_settings.model_copy(update={"api_keys": SecretStr("")})
+    open_settings = gateway_settings.model_copy(update={"api_keys": ()})
     client = TestClient(create_app(open_settings, store=store, task_sender=sender))
     job = _submit(client, headers={})
     assert store.get(job["id"]).owner == "anonymous"

@@ -12,7 +12,7 @@ from core.models.loading import MimicMotionModels, load_models
 from core.pipeline import conditioning
 from core.pipeline.denoising import (
     TileConditioning,
-    auto_tile_batch_size,
+    auto_tiles_per_call,
     predict_fused_noise,
     tile_frame_indices,
     tiles_per_call_for_attention,
@@ -21,10 +21,12 @@ from core.pipeline.denoising import (
 from core.pipeline.pipeline import MimicMotionPipeline
 from core.pipeline.tiling import fusion_weights, tile_indices
 from tests.support.original_schedule import run_original_schedule
+from tests.support.pipeline_args import DECODE_CHUNK_SIZE, denoising_args, pipeline_args
 
 HEIGHT, WIDTH = 48, 32  # portrait and non-square, so a transposed axis cannot pass
 # 16 frames in tiles of 8 with overlap 3: two regular tiles and an appended right-aligned one.
-SETTINGS = {"num_inference_steps": 3, "noise_aug_strength": 0.02, "tile_size": 8, "tile_overlap": 3}
+SIZE = {"num_inference_steps": 3, "noise_aug_strength": 0.02, "tile_size": 8, "tile_overlap": 3}
+SETTINGS = pipeline_args(**SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,27 @@ def test_pipeline_returns_one_uint8_frame_per_pose_frame(pipeline: MimicMotionPi
     assert output.frames.shape == (15, HEIGHT, WIDTH, 3)
     assert output.frames.dtype == np.uint8
     assert output.frames.std() > 1.0  # not a constant image
-    assert set(output.timings) == {"conditioning", "pose_latents", "denoising", "decoding"}
+    assert set(output.timings) == {"conditioning", "denoising", "decoding"}
+
+
+def test_pipeline_call_equals_its_three_stages_called_one_by_one(pipeline: MimicMotionPipeline) -> None:
+    # A job run calls the stages itself; it must get the frames the one-call path gives, bit for bit.
+    image, pose_frames = _inputs(16)
+    whole = pipeline(image, pose_frames, seed=6, **SETTINGS).frames
+    state = pipeline.prepare_denoising(image, pose_frames, **denoising_args(seed=6, **SIZE))
+    latents = pipeline.denoise(state)
+    assert latents.shape == (1, 16, 4, HEIGHT // 8, WIDTH // 8)
+    frames = pipeline.decode(latents, decode_chunk_size=DECODE_CHUNK_SIZE)
+    assert np.array_equal(frames, whole)
+
+
+def test_denoise_refuses_a_state_it_already_denoised(pipeline: MimicMotionPipeline) -> None:
+    image, pose_frames = _inputs(10)
+    args = denoising_args(**{**SIZE, "seed": 1, "num_inference_steps": 1})
+    state = pipeline.prepare_denoising(image, pose_frames, **args)
+    pipeline.denoise(state)
+    with pytest.raises(ValueError, match="already denoised: prepare_denoising makes a fresh one"):
+        pipeline.denoise(state)
 
 
 def test_pipeline_same_seed_same_frames_other_seed_other_frames(pipeline: MimicMotionPipeline) -> None:
@@ -67,7 +89,7 @@ def test_pipeline_matches_original_schedule(models: MimicMotionModels, pipeline:
     # rounding; only truncation to uint8 may flip a value by one.
     image, pose_frames = _inputs(16)
     settings = {**SETTINGS, "seed": 3, "guidance_scale": 2.0}
-    ours = pipeline(image, pose_frames, tile_batch_size=3, **settings).frames
+    ours = pipeline(image, pose_frames, tiles_per_call=3, **settings).frames
     original = run_original_schedule(models, image, pose_frames, **settings)
     difference = np.abs(ours.astype(int) - original.astype(int))
     assert difference.max() <= 1
@@ -76,8 +98,8 @@ def test_pipeline_matches_original_schedule(models: MimicMotionModels, pipeline:
 
 def test_pipeline_batched_tiles_equal_sequential_tiles(pipeline: MimicMotionPipeline) -> None:
     image, pose_frames = _inputs(16)
-    sequential = pipeline(image, pose_frames, seed=5, tile_batch_size=1, **SETTINGS).frames
-    batched = pipeline(image, pose_frames, seed=5, tile_batch_size=3, **SETTINGS).frames
+    sequential = pipeline(image, pose_frames, seed=5, tiles_per_call=1, **SETTINGS).frames
+    batched = pipeline(image, pose_frames, seed=5, tiles_per_call=3, **SETTINGS).frames
     assert np.abs(sequential.astype(int) - batched.astype(int)).max() <= 1
 
 
@@ -105,10 +127,8 @@ def test_fused_noise_batched_equals_sequential(models: MimicMotionModels) -> Non
         torch.testing.assert_close(batched, predictions[0], rtol=1e-5, atol=1e-6)
 
 
-def test_auto_tile_batch_size_is_one_on_cpu() -> None:
-    assert (
-        auto_tile_batch_size(torch.device("cpu"), num_tiles=8, num_tile_frames=72, latent_size=(128, 72), rows=2) == 1
-    )
+def test_auto_tiles_per_call_is_one_on_cpu() -> None:
+    assert auto_tiles_per_call(torch.device("cpu"), num_tiles=8, num_tile_frames=72, latent_size=(128, 72), rows=2) == 1
 
 
 def test_tiles_per_call_count_float32_activations_twice() -> None:
@@ -140,7 +160,7 @@ def test_pipeline_bfloat16_runs_close_to_float32(tiny_model_dir: Path, pipeline:
 def test_pipeline_short_video_shrinks_tile(pipeline: MimicMotionPipeline) -> None:
     # Departure: the original crashes when the video is shorter than a tile (reference §5, issues #74, #111).
     image, pose_frames = _inputs(5)
-    output = pipeline(image, pose_frames, seed=1, num_inference_steps=2, tile_size=72, tile_overlap=6)
+    output = pipeline(image, pose_frames, **pipeline_args(seed=1, num_inference_steps=2, tile_size=72, tile_overlap=6))
     assert output.frames.shape == (4, HEIGHT, WIDTH, 3)
 
 

@@ -18,10 +18,11 @@ from core.models.unet import PoseConditionedUNet
 from core.pipeline.performance import GRAPHS_PER_BLOCK, PerformanceOptions, compile_blocks
 from core.pipeline.pipeline import MimicMotionPipeline
 from core.pipeline.sigmas import ALIGN_YOUR_STEPS_SVD, align_your_steps_sigmas
+from tests.support.pipeline_args import pipeline_args
 
 HEIGHT, WIDTH = 48, 32
 # 16 frames in tiles of 8, overlap 3: three tiles, so two devices get unequal shares.
-SETTINGS = {"num_inference_steps": 3, "noise_aug_strength": 0.02, "tile_size": 8, "tile_overlap": 3, "seed": 3}
+SETTINGS = pipeline_args(num_inference_steps=3, noise_aug_strength=0.02, tile_size=8, tile_overlap=3, seed=3)
 
 
 def _inputs() -> tuple[np.ndarray, np.ndarray]:
@@ -141,14 +142,13 @@ def test_align_your_steps_schedule_drives_the_scheduler(tiny_model_dir: Path, de
     np.testing.assert_allclose(scheduler.timesteps.numpy(), 0.25 * np.log(align_your_steps_sigmas(4)[:-1]), rtol=1e-5)
     image, pose_frames = _inputs()
     steps: list[int] = []
-    settings = {**SETTINGS, "num_inference_steps": 4}
-    frames = pipeline(
-        image, pose_frames, sigma_schedule="align_your_steps", on_step=lambda s, _: steps.append(s), **settings
-    ).frames
+    settings = {**SETTINGS, "num_inference_steps": 4, "sigma_schedule": "align_your_steps"}
+    frames = pipeline(image, pose_frames, on_step=lambda s, _: steps.append(s), **settings).frames
     assert steps == [1, 2, 3, 4]
     assert np.abs(frames.astype(int) - default_frames.astype(int)).mean() > 0.5  # another schedule, other frames
-    explicit = pipeline(image, pose_frames, sigma_schedule="karras", **SETTINGS).frames
-    assert np.array_equal(explicit, default_frames)  # the default is the original's schedule
+    assert JobParams().sigma_schedule == SETTINGS["sigma_schedule"] == "karras"  # the default is the original's
+    again = pipeline(image, pose_frames, **SETTINGS).frames
+    assert np.array_equal(again, default_frames)  # the schedule is per call: nothing of it stays in the pipeline
 
 
 class _HostTransfers(TorchDispatchMode):

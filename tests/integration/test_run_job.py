@@ -155,7 +155,7 @@ def test_bad_video_fails_the_job_and_the_worker_keeps_going(
 
 
 def test_loopback_input_is_refused_without_an_allow_list(store: RecordingStore, deps: RunDeps, inputs_url: str) -> None:
-    deps.settings = deps.settings.model_copy(update={"fetch_allowed_networks": ""})
+    deps.settings = deps.settings.model_copy(update={"fetch_allowed_networks": []})
     job_id = create_job(store, inputs_url)
     run_job(job_id, deps)
 

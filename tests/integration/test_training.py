@@ -25,6 +25,7 @@ from core.pipeline.pipeline import MimicMotionPipeline
 from core.pose.align import align_pose
 from core.pose.draw import draw_pose
 from core.pose.wholebody import WholebodyEstimator
+from core.settings import get_settings
 from core.training.data_prep import prepare_data, read_manifest
 from core.training.dataset import SampleConfig, TripletDataset, crop_alignment
 from core.training.distributed import DistributedContext
@@ -224,7 +225,10 @@ def test_a_few_dozen_steps_overfit_one_batch_and_the_checkpoint_animates_like_th
     )
     params = JobParams(resolution=128, num_inference_steps=2, tile_size=8, tile_overlap=2, sample_stride=2, seed=7)
     frames = read_video_frames(video, sample_stride=2).frames
-    expected = animate(read_image(image), frames, params, animator).frames
+    # The CLI's decode chunk size: the settings main() read.
+    expected = animate(
+        read_image(image), frames, params, animator, decode_chunk_size=get_settings().decode_chunk_size
+    ).frames
     assert from_file.shape == expected.shape == (5, 192, 128, 3)
     np.testing.assert_array_equal(from_file, expected)
 

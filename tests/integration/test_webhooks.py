@@ -208,7 +208,7 @@ def test_receiver_that_refuses_connections_is_retried_then_marked_failed(
 def test_private_webhook_address_is_refused_without_the_allow_list(
     store: JobStore, hook_settings: Settings, hook_deps: WebhookDeps, inputs_url: str, receiver: Receiver
 ) -> None:
-    closed = hook_deps.settings.model_copy(update={"fetch_allowed_networks": ""})
+    closed = hook_deps.settings.model_copy(update={"fetch_allowed_networks": []})
     deps = WebhookDeps(deliveries=hook_deps.deliveries, storage=hook_deps.storage, settings=closed)
     job = store.create(_job(inputs_url, receiver, ALL_EVENTS))
     delivery = hook_deps.deliveries.record_event(job, "job.started")

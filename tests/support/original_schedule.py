@@ -29,10 +29,15 @@ def run_original_schedule(
     noise_aug_strength: float,
     tile_size: int,
     tile_overlap: int,
-    decode_chunk_size: int = 8,
+    sigma_schedule: str,
+    decode_chunk_size: int,
 ) -> np.ndarray:
-    """(H, W, 3) uint8 image and (N', H, W, 3) uint8 poses -> (N' - 1, H, W, 3) uint8 frames."""
+    """(H, W, 3) uint8 image and (N', H, W, 3) uint8 poses -> (N' - 1, H, W, 3) uint8 frames.
+
+    Takes the pipeline's arguments; ``sigma_schedule`` must be "karras", the original's only schedule.
+    """
     assert models.dtype == torch.float32 and models.device.type == "cpu"
+    assert sigma_schedule == "karras", f"the original has only the Karras sigmas, got {sigma_schedule!r}"
     unet, vae = models.unet, models.vae
     num_frames = len(pose_frames)
     height, width = image.shape[:2]

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.contract.networks import parse_allowed_networks
 from core.errors import (
-    ConfigurationError,
     ForbiddenAddressError,
     InputFetchError,
     InputUnreachableError,
@@ -25,7 +25,6 @@ from core.fetch import (
     address_problem,
     fetch_to_file,
     is_allowed,
-    parse_allowed_networks,
     vet_url,
 )
 from tests.support.network import forbid_non_loopback_traffic
@@ -224,9 +223,9 @@ def test_parse_allowed_networks_reads_the_setting() -> None:
         ipaddress.ip_network("127.0.0.0/8"),
         ipaddress.ip_network("::1/128"),
     ]
-    with pytest.raises(ConfigurationError, match=re.escape("'10.0.0.1/8' is not a CIDR network")):
+    with pytest.raises(ValueError, match=re.escape("'10.0.0.1/8' is not a CIDR network")):
         parse_allowed_networks("10.0.0.1/8")
-    with pytest.raises(ConfigurationError, match="'intranet'"):
+    with pytest.raises(ValueError, match="'intranet'"):
         parse_allowed_networks("127.0.0.0/8,intranet")
 
 

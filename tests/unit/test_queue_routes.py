@@ -1,10 +1,10 @@
 import pytest
 
-from core.contract.queues import GPU_QUEUE, parse_queue_routes, queue_for
+from core.contract.queues import GPU_QUEUE, QueueRoute, parse_queue_routes, queue_for
 
 
 def test_parse_queue_routes_sorts_by_minimum_resolution() -> None:
-    assert parse_queue_routes(" 768=gpu-80gb, 0=gpu ") == [(0, "gpu"), (768, "gpu-80gb")]
+    assert parse_queue_routes(" 768=gpu-80gb, 0=gpu ") == [QueueRoute(0, "gpu"), QueueRoute(768, "gpu-80gb")]
     assert parse_queue_routes("") == []
 
 
