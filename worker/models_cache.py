@@ -84,7 +84,7 @@ def worker_deps() -> RunDeps:
     loaded = _require()
     return RunDeps(
         store=loaded.store, storage=loaded.storage, animator=get_animator, settings=loaded.settings,
-        worker=loaded.name, lease_s=loaded.settings.lease_s, must_stop=loaded.stop.expired,
+        worker=loaded.name, must_stop=loaded.stop.expired,
         prefetch=loaded.prefetch, finisher=loaded.finisher, on_job_end=loaded.on_job_end,
     )  # fmt: skip
 

@@ -45,20 +45,20 @@ def test_store_failure_mid_job_leaves_the_job_to_its_lease(
     redis_url: str, tmp_path: Path, tiny_model_dir: Path, inputs_url: str
 ) -> None:
     settings = Settings(model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32",
-                        redis_url=redis_url, fetch_allowed_networks="127.0.0.0/8")  # fmt: skip
+                        redis_url=redis_url, fetch_allowed_networks="127.0.0.0/8", lease_s=1)  # fmt: skip
     animator: Animator = load_animator(resolve_model_files(tiny_model_dir), device="cpu", dtype="float32")
-    store = BlinkingStore(JobStore.from_url(redis_url).redis)
+    store = BlinkingStore(JobStore.from_url(redis_url).db)
     job = Job(id=uuid.uuid4().hex, owner="o", image_url=f"{inputs_url}/person.png",
               video_url=f"{inputs_url}/drive.mp4", params=PARAMS)  # fmt: skip
     store.create(job)
     deps = RunDeps(store=store, storage=create_storage(settings), animator=lambda: animator, settings=settings,
-                   worker="w1", lease_s=1)  # fmt: skip
+                   worker="w1")  # fmt: skip
 
     run_job(job.id, deps)
 
     after = store.get(job.id)
     assert (after.status, after.error) == (JobStatus.running, None)  # not failed as internal_error
-    store.redis.delete(f"mm:lease:{job.id}")  # the lease lapses (1 s) without waiting for it
+    store.db.client.delete(f"mm:lease:{job.id}")  # the lease lapses (1 s) without waiting for it
     requeued: list[str] = []
     assert reap_once(store, lambda job_id, *_: requeued.append(job_id), max_attempts=3) == [job.id] == requeued
     assert store.get(job.id).status is JobStatus.queued

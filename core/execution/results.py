@@ -1,0 +1,45 @@
+"""A job's generated frames, the files encoded from them and the output record those files make."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.contract.params import JobParams
+from core.contract.records import JobOutput
+from core.execution.upload import ResultFile
+from core.storage import StoredObject
+from core.video.encode import write_mp4
+
+
+@dataclass
+class GeneratedFrames:
+    """What the GPU stages hand to encoding and upload."""
+
+    frames: np.ndarray  # (N, H, W, 3) uint8, one per sampled driving frame
+    pose_frames: np.ndarray  # (N + 1, H, W, 3) uint8, the reference image's own pose first
+    params: JobParams  # as run, with the seed actually used
+
+
+def encode_results(generated: GeneratedFrames, job_id: str, tmp: Path) -> list[ResultFile]:
+    """H.264 of the result and of the pose frames aligned with it (the reference's own pose dropped),
+    as the files to upload under the job's own keys, in upload order."""
+    fps = generated.params.fps
+    write_mp4(generated.frames, tmp / "output.mp4", fps)
+    write_mp4(generated.pose_frames[1:], tmp / "pose.mp4", fps)
+    return [
+        ResultFile(f"jobs/{job_id}/pose.mp4", tmp / "pose.mp4", "video/mp4"),
+        ResultFile(f"jobs/{job_id}/output.mp4", tmp / "output.mp4", "video/mp4"),
+    ]
+
+
+def job_output(generated: GeneratedFrames, pose: StoredObject, video: StoredObject) -> JobOutput:
+    """The output record of the stored files."""
+    num_frames, height, width = generated.frames.shape[:3]
+    fps = generated.params.fps
+    # write_mp4 drops an odd last row or column (yuv420p), so the stored size is the even one.
+    return JobOutput(
+        video_key=video.key, pose_video_key=pose.key, width=width - width % 2, height=height - height % 2,
+        num_frames=num_frames, fps=fps, duration_s=round(num_frames / fps, 3), size_bytes=video.size_bytes,
+        sha256=video.sha256,
+    )  # fmt: skip
