@@ -1,6 +1,7 @@
 """Shared fixtures. Settings are built under tmp_path, never read from the developer's shell."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from core.animate import Animator
+    from tests.support.input_files import InputServer
 
 
 @pytest.fixture(scope="session")
@@ -57,17 +59,33 @@ def animator(tiny_model_dir: Path) -> "Animator":
 
 
 @pytest.fixture(scope="session")
-def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A loopback file server with person.png, drive.mp4 (17 frames) and garbage.mp4."""
-    from tests.support.file_server import file_server
-    from tests.support.media import moving_person_frames, person_image, write_garbage, write_image, write_video
+def input_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[int], "InputServer"]]:
+    """``input_servers(num_frames)``: a loopback server with person.png, drive.mp4 of that many frames and
+    garbage.mp4, started once per frame count for the run."""
+    from tests.support.input_files import input_server, write_inputs
 
-    directory = tmp_path_factory.mktemp("inputs")
-    write_image(directory / "person.png", person_image(200, 150, seed=1))
-    write_video(directory / "drive.mp4", moving_person_frames(17, 96, 128, seed=2), fps=24)
-    write_garbage(directory / "garbage.mp4")
-    with file_server(directory) as url:
-        yield url
+    with ExitStack() as stack:
+        servers: dict[int, InputServer] = {}
+
+        def serve(num_frames: int) -> "InputServer":
+            if num_frames not in servers:
+                directory = write_inputs(tmp_path_factory.mktemp(f"inputs-{num_frames}"), num_frames=num_frames)
+                servers[num_frames] = stack.enter_context(input_server(directory))
+            return servers[num_frames]
+
+        yield serve
+
+
+@pytest.fixture(scope="session")
+def inputs_url(input_servers: Callable[[int], "InputServer"]) -> str:
+    """The inputs with a 17-frame drive.mp4 (9 samples at stride 2)."""
+    return input_servers(17).url
+
+
+@pytest.fixture(scope="session")
+def short_inputs_url(input_servers: Callable[[int], "InputServer"]) -> str:
+    """The inputs with a 3-frame drive.mp4: the quickest real job, for stacks of worker processes."""
+    return input_servers(3).url
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ Redis is either restarted in place (its sockets close) or replaced behind a stab
 Leases are short (lease_s=2), so a stalled consumer is given up after 2 * lease_s = 4 s.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from core.jobs.store import JobStore
-from tests.support.file_server import file_server
-from tests.support.media import moving_person_frames, person_image, write_image, write_video
+from tests.support.fault_stack import FAST_REAPER, QUICK, SLOW, denoising, job_body
 from tests.support.processes import wait_for
 from tests.support.redis_server import free_port, redis_server
 from tests.support.service_stack import Stack, stack_env, start_stack, wait_for_terminal
@@ -24,25 +23,6 @@ from tests.support.tcp_proxy import half_opening_proxy
 from worker.heartbeat import CONSUMER_STALLED_EXIT_CODE
 
 pytestmark = pytest.mark.e2e
-
-QUICK = {"resolution": 128, "num_inference_steps": 1, "tile_size": 2, "tile_overlap": 1, "sample_stride": 1,
-         "fps": 8, "guidance_scale": 1.0}  # fmt: skip
-SLOW = {**QUICK, "num_inference_steps": 60}  # long enough to be caught mid-denoising
-FAST_REAPER: dict[str, str | float] = {"lease_s": 2, "reaper_interval_s": 0.5, "fetch_allowed_networks": "127.0.0.0/8"}
-
-
-@pytest.fixture(scope="module")
-def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("liveness-inputs")
-    write_image(directory / "person.png", person_image(200, 150, seed=1))
-    write_video(directory / "drive.mp4", moving_person_frames(3, 96, 128, seed=2), fps=24)
-    with file_server(directory) as url:
-        yield url
-
-
-def job_body(inputs_url: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-    return {"image_url": f"{inputs_url}/person.png", "video_url": f"{inputs_url}/drive.mp4",
-            "params": {**params, "seed": seed}}  # fmt: skip
 
 
 def submit_once_accepted(client: httpx.Client, body: dict[str, Any], *, hung: list[str] | None = None) -> str:
@@ -83,11 +63,6 @@ def kill_on_failure(services: Stack) -> Callable[..., bool]:
     return on_exit
 
 
-def denoising(store: JobStore, job_id: str) -> bool:
-    job = store.get(job_id)
-    return job.progress is not None and job.progress.stage.value == "denoising" and job.progress.step >= 2
-
-
 def port_of(redis_url: str) -> int:
     return int(redis_url.rsplit(":", 1)[1].split("/")[0])
 
@@ -98,7 +73,7 @@ def ready_workers(client: httpx.Client) -> list[str]:
 
 @pytest.mark.parametrize("appendonly", [True, False], ids=["aof", "no-persistence"])
 def test_worker_stalled_by_a_replaced_redis_exits_and_its_successor_runs_the_jobs(
-    tmp_path: Path, tiny_model_dir: Path, inputs_url: str, appendonly: bool
+    tmp_path: Path, tiny_model_dir: Path, short_inputs_url: str, appendonly: bool
 ) -> None:
     with ExitStack() as stack:
         old_redis = ExitStack()
@@ -108,7 +83,7 @@ def test_worker_stalled_by_a_replaced_redis_exits_and_its_successor_runs_the_job
         services = start_stack(stack, env, tmp_path, workers=["h0"])
         stack.push(kill_on_failure(services))
         client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=30))
-        running = submit_once_accepted(client, job_body(inputs_url, SLOW, seed=11))
+        running = submit_once_accepted(client, job_body(short_inputs_url, SLOW, seed=11))
         old_store = JobStore.from_url(old_url)
         wait_for(lambda: denoising(old_store, running), timeout_s=60, message="the job to be denoising",
                  interval_s=0.05)  # fmt: skip
@@ -120,7 +95,7 @@ def test_worker_stalled_by_a_replaced_redis_exits_and_its_successor_runs_the_job
         new_url = stack.enter_context(redis_server(tmp_path, appendonly=appendonly))
         proxy.replace_upstream(port_of(new_url))
         hung: list[str] = []
-        submitted = submit_once_accepted(client, job_body(inputs_url, QUICK, seed=12), hung=hung)
+        submitted = submit_once_accepted(client, job_body(short_inputs_url, QUICK, seed=12), hung=hung)
 
         # The worker's ack of the running job was lost on a half-open connection, and its consumer takes
         # nothing more while its heartbeat goes on. It must exit non-zero rather than pretend to be
@@ -141,7 +116,7 @@ def test_worker_stalled_by_a_replaced_redis_exits_and_its_successor_runs_the_job
 
 
 def test_worker_keeps_consuming_after_redis_restarts_empty(
-    tmp_path: Path, tiny_model_dir: Path, inputs_url: str
+    tmp_path: Path, tiny_model_dir: Path, short_inputs_url: str
 ) -> None:
     port = free_port()
     with ExitStack() as stack:
@@ -152,7 +127,7 @@ def test_worker_keeps_consuming_after_redis_restarts_empty(
         stack.push(kill_on_failure(services))
         worker = services.workers["e0"]
         client = stack.enter_context(httpx.Client(base_url=services.base_url, trust_env=False, timeout=30))
-        running = submit_once_accepted(client, job_body(inputs_url, SLOW, seed=13))
+        running = submit_once_accepted(client, job_body(short_inputs_url, SLOW, seed=13))
         store = JobStore.from_url(redis_url)
         wait_for(lambda: denoising(store, running), timeout_s=60, message="the job to be denoising",
                  interval_s=0.05)  # fmt: skip
@@ -161,7 +136,7 @@ def test_worker_keeps_consuming_after_redis_restarts_empty(
         wait_for(lambda: "Couldn't ack" in worker.logs(100_000), timeout_s=30,
                  message="the worker's ack to fail", interval_s=0.1)  # fmt: skip
         stack.enter_context(redis_server(tmp_path, port=port))  # same address, empty
-        submitted = submit_once_accepted(client, job_body(inputs_url, QUICK, seed=14))
+        submitted = submit_once_accepted(client, job_body(short_inputs_url, QUICK, seed=14))
         job = wait_for_terminal(client, [submitted], timeout_s=60, stack=services)[submitted]
 
         assert job["status"] == "succeeded", services.logs()

@@ -76,6 +76,17 @@ def mimicmotion(name: str, args: list[str], env: Mapping[str, str], log_dir: Pat
             service.stop()
 
 
+@contextmanager
+def frozen(service: ServiceProcess) -> Iterator[None]:
+    """Stop the process (SIGSTOP) for the block, as a long GC pause or a suspended VM would; SIGCONT after."""
+    service.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        if service.is_running():
+            service.process.send_signal(signal.SIGCONT)
+
+
 def http_ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=2.0, trust_env=False).status_code == 200

@@ -64,15 +64,23 @@ class Stack:
 
     def start_worker(self, name: str) -> ServiceProcess:
         """Start one more worker named ``name@stack``; returns once its heartbeat shows in /readyz."""
-        node = f"{name}@stack"
+        process = self.spawn_worker(name)
+        self.wait_for_worker(name)
+        return process
+
+    def spawn_worker(self, name: str) -> ServiceProcess:
+        """Start a worker named ``name@stack`` without waiting for it (several load their models at once)."""
         process = self.exit_stack.enter_context(
-            guarded_process(name, ["worker", "--name", node], self.env, self.log_dir)
+            guarded_process(name, ["worker", "--name", f"{name}@stack"], self.env, self.log_dir)
         )
         self.workers[name] = process
+        return process
+
+    def wait_for_worker(self, name: str) -> None:
+        node, process = f"{name}@stack", self.workers[name]
         wait_for(
             lambda: self._has_worker(node, process), timeout_s=90, message=f"worker {node} to be live", interval_s=0.1
         )
-        return process
 
     def _has_worker(self, node: str, process: ServiceProcess) -> bool:
         assert process.is_running(), f"{process.name} exited early\n{self.logs()}"
@@ -89,9 +97,11 @@ def start_stack(exit_stack: ExitStack, env: dict[str, str], log_dir: Path, worke
         guarded_process("gateway", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, log_dir)
     )
     stack = Stack(f"http://127.0.0.1:{port}", env, log_dir, exit_stack, gateway)
+    for name in workers:  # all processes start at once; their imports and model loads overlap
+        stack.spawn_worker(name)
     wait_for(lambda: _gateway_up(stack), timeout_s=60, message="the gateway to answer", interval_s=0.1)
     for name in workers:
-        stack.start_worker(name)
+        stack.wait_for_worker(name)
     return stack
 
 

@@ -1,5 +1,5 @@
 """A real webhook receiver on 127.0.0.1: verifies every request with the standardwebhooks library,
-records it, and answers what the test scripts (e.g. 500 three times, then 200)."""
+records it, and answers what the test scripts (e.g. 500 three times, then 200, or a redirect)."""
 
 import json
 import threading
@@ -27,6 +27,7 @@ class Receiver:
     secret: str
     # Decides the answer from the verified request (id, type) and what came before; default 200.
     answer: Callable[["Receiver", str, str], int] = lambda receiver, webhook_id, event_type: 200
+    location: str | None = None  # sent as Location with a 3xx answer (a receiver that redirects)
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,6 +58,8 @@ def webhook_receiver(secret: str) -> Iterator[Receiver]:
             with receiver.lock:
                 receiver.requests.append(Received(webhook_id, payload.get("type", ""), payload, verified, status))
             self.send_response(status)
+            if receiver.location is not None and 300 <= status < 400:
+                self.send_header("location", receiver.location)
             self.send_header("content-length", "0")
             self.end_headers()
 

@@ -1,0 +1,182 @@
+"""Exactly once on a real stack: a frozen worker that lost its lease, and task messages delivered twice.
+
+One stack serves the module: redis-server, the gateway and two workers as subprocesses under the
+loopback-only guard, with short leases (lease_s=2), storing results in moto's S3 server. The bucket
+keeps versions, so every upload of a key is counted: a stale worker overwriting a result with the
+same bytes would still leave a second version behind.
+"""
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from core.settings import Settings
+from service.queue import create_task_sender
+from tests.support.fault_stack import QUICK, FaultStack, denoising, fault_stack, submit, worker_of
+from tests.support.input_files import InputServer
+from tests.support.processes import ServiceProcess, frozen, wait_for
+from tests.support.s3 import running_moto_server
+from tests.support.service_stack import wait_for_terminal
+
+pytestmark = pytest.mark.e2e
+
+BUCKET = "exactly-once"
+WORKERS = ("w0", "w1")
+# Enough steps that a worker caught at step 2 still has most of them to go when it resumes.
+STEPS_20 = {**QUICK, "num_inference_steps": 20}
+NOTHING_TO_DO = "unknown, finished or held by a live worker; nothing to do"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    """A boto3 client of a moto S3 server whose bucket keeps every version of every key."""
+    with running_moto_server() as url:
+        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        client.create_bucket(Bucket=BUCKET)
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        yield client
+
+
+@pytest.fixture(scope="module")
+def module_stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, s3: Any) -> Iterator[FaultStack]:
+    with ExitStack() as stack:
+        yield fault_stack(stack, tmp_path_factory.mktemp("exactly-once"), tiny_model_dir, list(WORKERS),
+                          s3_endpoint_url=s3.meta.endpoint_url, s3_bucket=BUCKET)  # fmt: skip
+
+
+@pytest.fixture
+def once(module_stack: FaultStack) -> FaultStack:
+    """The module's stack with both workers running (one killed by an earlier test is replaced)."""
+    services = module_stack.services
+    for name in WORKERS:
+        if not services.workers[name].is_running():
+            services.workers.pop(name)
+            services.start_worker(name)
+    return module_stack
+
+
+def stored_versions(s3: Any, key: str) -> list[str]:
+    """The sha256 of every version ever stored under ``key``, oldest first."""
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=key).get("Versions", [])
+    ordered = sorted((v for v in versions if v["Key"] == key), key=lambda v: v["LastModified"])
+    return [s3.head_object(Bucket=BUCKET, Key=key, VersionId=v["VersionId"])["Metadata"]["sha256"] for v in ordered]
+
+
+def other(name: str) -> str:
+    return WORKERS[1 - WORKERS.index(name)]
+
+
+def taken_over(once: FaultStack, job_id: str, survivor: str) -> bool:
+    """The survivor claimed the job again (the reaper handed it back once the frozen worker's lease lapsed).
+
+    The frozen worker is resumed right then, so it is steps ahead of the survivor: were it to go on, it
+    would reach its upload and its final write while the job still runs on the survivor.
+    """
+    job = once.store.get(job_id)
+    return job.status.value == "running" and (job.attempts, job.worker) == (2, f"{survivor}@stack")
+
+
+def log_of(process: ServiceProcess) -> str:
+    return process.logs(1_000_000)
+
+
+def test_frozen_worker_that_lost_its_lease_neither_uploads_nor_finishes_the_job(
+    once: FaultStack, s3: Any, short_inputs_url: str
+) -> None:
+    services, store = once.services, once.store
+    job_id = submit(once.client, short_inputs_url, STEPS_20, seed=21)
+    wait_for(lambda: denoising(store, job_id), timeout_s=60, message="the job to be denoising")
+    victim = worker_of(store, job_id)
+    survivor, stale = other(victim), services.workers[victim]
+
+    with frozen(stale):  # its lease lapses; the survivor's reaper hands the job back and the survivor takes it
+        wait_for(lambda: taken_over(once, job_id, survivor), timeout_s=30, message="the other worker to take over")
+    # Resumed while the survivor runs the job: at its next step it must see the job is no longer its own.
+    wait_for(lambda: f"job {job_id}: stopped, no longer ours" in log_of(stale), timeout_s=60,
+             message="the resumed worker to give the job up")  # fmt: skip
+    job = wait_for_terminal(once.client, [job_id], timeout_s=60, stack=services)[job_id]
+
+    record = store.get(job_id)
+    assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
+    assert record.output is not None and (record.attempts, record.worker) == (2, f"{survivor}@stack")
+    assert f"job {job_id}: succeeded" not in log_of(stale) and f"job {job_id}: failed" not in log_of(stale)
+    assert log_of(services.workers[survivor]).count(f"job {job_id}: succeeded") == 1
+    # One upload of each file, the survivor's, and it is the one the record describes.
+    assert stored_versions(s3, f"jobs/{job_id}/output.mp4") == [record.output.sha256], services.logs()
+    assert len(stored_versions(s3, f"jobs/{job_id}/pose.mp4")) == 1
+    assert stale.is_running()  # the stale worker lives on to take the next job
+
+
+def test_frozen_worker_whose_download_fails_after_the_takeover_does_not_fail_the_job(
+    once: FaultStack, input_servers: Callable[[int], InputServer]
+) -> None:
+    services, store = once.services, once.store
+    inputs = input_servers(3)
+    with inputs.holding("drive.mp4") as download:  # the first worker's video download waits
+        job_id = submit(once.client, inputs.url, STEPS_20, seed=22)
+        assert download.arrived.wait(60), services.logs()
+        victim = worker_of(store, job_id)
+        survivor, stale = other(victim), services.workers[victim]
+        with frozen(stale):
+            wait_for(lambda: taken_over(once, job_id, survivor), timeout_s=30, message="the other worker to take over")
+            download.release(503)  # the stale worker reads this answer once resumed: its job "fails"
+        wait_for(lambda: f"job {job_id}: failed [input_unreachable]" in log_of(stale), timeout_s=30,
+                 message="the resumed worker's download to fail")  # fmt: skip
+    job = wait_for_terminal(once.client, [job_id], timeout_s=60, stack=services)[job_id]
+
+    record = store.get(job_id)
+    assert job["status"] == "succeeded", f"{job}\n{services.logs()}"  # not failed by the worker that lost it
+    assert (record.attempts, record.worker, record.error) == (2, f"{survivor}@stack", None)
+    assert log_of(services.workers[survivor]).count(f"job {job_id}: succeeded") == 1
+
+
+def test_each_job_runs_once_when_its_task_message_is_delivered_twice(
+    once: FaultStack, s3: Any, short_inputs_url: str
+) -> None:
+    services, store = once.services, once.store
+    # A second publisher, standing in for a broker that redelivers, or a reaper that resends a job
+    # whose message was in flight: each message at once followed by its twin, so both workers get one.
+    sender = create_task_sender(Settings(redis_url=services.env["MIMICMOTION_REDIS_URL"]))
+    job_ids = []
+    for seed in range(3):
+        job_ids.append(submit(once.client, short_inputs_url, {**QUICK, "num_inference_steps": 6}, seed=30 + seed))
+        sender.send_animate(job_ids[-1])
+    jobs = wait_for_terminal(once.client, job_ids, timeout_s=90, stack=services)
+
+    logs = "".join(log_of(process) for process in services.workers.values())
+    for job_id in job_ids:
+        record = store.get(job_id)
+        assert (jobs[job_id]["status"], record.attempts) == ("succeeded", 1), f"{record}\n{services.logs()}"
+        assert logs.count(f"job {job_id}: succeeded") == 1 and logs.count(f"job {job_id}: started on") == 1
+        assert record.output is not None
+        assert stored_versions(s3, f"jobs/{job_id}/output.mp4") == [record.output.sha256]
+    assert store.running_ids() == [] and store.queue_length() == 0
+
+
+def test_message_redelivered_after_its_worker_died_does_not_run_the_finished_job_again(
+    once: FaultStack, s3: Any, short_inputs_url: str
+) -> None:
+    services, store = once.services, once.store
+    job_id = submit(once.client, short_inputs_url, QUICK, seed=40)
+    assert wait_for_terminal(once.client, [job_id], timeout_s=60, stack=services)[job_id]["status"] == "succeeded"
+    finished = store.get(job_id)
+    ran, survivor = worker_of(store, job_id), other(worker_of(store, job_id))
+    # Celery acknowledges the message when the task returns; then the worker dies.
+    wait_for(lambda: "Task mimicmotion.animate[" in log_of(services.workers[ran]) and " succeeded in " in
+             log_of(services.workers[ran]), timeout_s=30, message="the task to return")  # fmt: skip
+    services.workers[ran].process.send_signal(signal.SIGKILL)
+    services.workers[ran].process.wait(timeout=10)
+
+    create_task_sender(Settings(redis_url=services.env["MIMICMOTION_REDIS_URL"])).send_animate(job_id)
+    wait_for(lambda: f"job {job_id}: {NOTHING_TO_DO}" in log_of(services.workers[survivor]), timeout_s=30,
+             message="the survivor to receive the redelivered message")  # fmt: skip
+
+    assert store.get(job_id) == finished  # not run, not touched
+    assert finished.output is not None
+    assert stored_versions(s3, f"jobs/{job_id}/output.mp4") == [finished.output.sha256]
