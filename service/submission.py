@@ -23,9 +23,9 @@ from core.errors import (
     QueueLimitError,
     UnsupportedUrlError,
 )
-from core.fetch import vet_url
 from core.jobs.idempotency import IdempotencyRecords
 from core.jobs.store import JobStore
+from core.network.url_guard import vet_url
 from core.settings import Settings
 from service.errors import QueueUnavailableError
 from service.idempotency import fingerprint

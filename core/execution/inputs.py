@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from core.contract.records import Job
-from core.fetch import fetch_to_file
+from core.network.download import fetch_to_file
 from core.settings import Settings
 from core.video.decode import DecodedVideo, read_image, read_video_frames
 

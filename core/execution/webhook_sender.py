@@ -1,11 +1,10 @@
 """deliver_webhook: one attempt at one recorded delivery, in order per job, retried on Svix's schedule.
 
 Only the webhook worker calls this (never the GPU worker). The receiver's URL is user-supplied, so it
-is vetted like an input URL (core.fetch): private and loopback addresses are refused unless
+is vetted like an input URL (core.network.url_guard): private and loopback addresses are refused unless
 ``fetch_allowed_networks`` opens them, and the connection is pinned to the vetted address.
 """
 
-import ipaddress
 import logging
 import random
 import time
@@ -19,8 +18,8 @@ from core import webhooks
 from core.contract.public import JobView, public_fields
 from core.contract.records import utc_now
 from core.errors import ForbiddenAddressError, InputFetchError, UnsupportedUrlError
-from core.fetch import IPAddress, Resolver, default_resolver, vet_url
 from core.jobs.deliveries import Deliveries, Delivery, DeliveryAttempt, DeliveryState
+from core.network.url_guard import Resolver, default_resolver, unmapped, vet_url
 from core.settings import Settings
 from core.storage import Storage, mint_output
 
@@ -143,7 +142,7 @@ def _post(delivery: Delivery, deps: WebhookDeps) -> _Outcome:
     # trust_env=False: no proxy from the environment may carry the request elsewhere.
     with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client:
         for address in target.addresses:
-            connect_to = _unmapped(address)
+            connect_to = unmapped(address)
             literal = f"[{connect_to}]" if connect_to.version == 6 else str(connect_to)
             request = client.build_request(
                 "POST", f"{target.scheme}://{literal}:{target.port}{target.request_target}", content=body,
@@ -162,9 +161,3 @@ def _post(delivery: Delivery, deps: WebhookDeps) -> _Outcome:
             return outcome(status_code=response.status_code)
     return outcome(error=error)
 
-
-def _unmapped(address: IPAddress) -> IPAddress:
-    """::ffff:a.b.c.d is reached over IPv4 anyway; connect to a.b.c.d."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address

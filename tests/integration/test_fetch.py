@@ -17,7 +17,7 @@ import pytest
 
 from core.contract.networks import parse_allowed_networks
 from core.errors import ForbiddenAddressError, InputTooLargeError, InputUnreachableError
-from core.fetch import fetch_to_file
+from core.network.download import fetch_to_file
 from tests.support.network import forbid_non_loopback_traffic
 from tests.support.tls import Certificates, make_certificates
 

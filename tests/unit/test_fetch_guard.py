@@ -21,12 +21,8 @@ from core.errors import (
     InputUnreachableError,
     UnsupportedUrlError,
 )
-from core.fetch import (
-    address_problem,
-    fetch_to_file,
-    is_allowed,
-    vet_url,
-)
+from core.network.download import fetch_to_file
+from core.network.url_guard import address_problem, is_allowed, unmapped, vet_url
 from tests.support.network import forbid_non_loopback_traffic
 
 FAKE_DNS = {
@@ -270,3 +266,9 @@ def test_the_network_guard_itself_stops_traffic_off_loopback() -> None:
         socket.getaddrinfo("media.example", 80)
     with pytest.raises(AssertionError):
         socket.create_connection(("8.8.8.8", 53), timeout=1)
+
+
+def test_unmapped_connects_to_the_ipv4_address_inside_a_mapped_one() -> None:
+    assert unmapped(ipaddress.ip_address("::ffff:10.0.0.5")) == ipaddress.ip_address("10.0.0.5")
+    assert unmapped(ipaddress.ip_address("2606:4700::1111")) == ipaddress.ip_address("2606:4700::1111")
+    assert unmapped(ipaddress.ip_address("8.8.8.8")) == ipaddress.ip_address("8.8.8.8")
