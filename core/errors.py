@@ -70,6 +70,12 @@ class JobNotFoundError(MimicMotionError):
     code = "not_found"
 
 
+class InvalidCursorError(MimicMotionError):
+    """A job listing's cursor is not one that this API returned."""
+
+    code = "invalid_cursor"
+
+
 class StorageError(MimicMotionError):
     """Result storage (S3 or the local results directory) failed; never a problem with the inputs."""
 

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from core.contract import events
 from core.contract.networks import IPNetwork, parse_allowed_networks
 from core.contract.queues import GPU_QUEUE, LEASE_S, QueueRoute, parse_queue_routes
+from core.contract.records import DEFAULT_JOB_RETENTION_S
 from core.log_format import LogFormat
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -121,7 +122,7 @@ class Settings(BaseSettings):
         default=3600, ge=60, le=604800, description="Lifetime of presigned output URLs, minted on every read."
     )
     job_retention_s: int = Field(
-        default=7 * 24 * 3600,
+        default=DEFAULT_JOB_RETENTION_S,
         ge=2 * 24 * 3600,
         description="How long a finished job's record and its webhook deliveries are kept in Redis; queued and "
         "running jobs never expire. At least 2 days: longer than the webhook retry schedule (about 27.5 h, 30 h "

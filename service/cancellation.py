@@ -26,5 +26,5 @@ def cancel_job(store: JobStore, job_id: str, *, owner: str) -> Job:
         raise InvalidTransitionError(
             f"job {job_id} has {current}; only queued or running jobs can be canceled"
         ) from None
-    Deliveries(store).record_event(job, "job.canceled")
+    Deliveries(store.db).record_event(job, "job.canceled")
     return job

@@ -19,12 +19,12 @@ from core.errors import (
     ConfigurationError,
     IdempotencyConflictError,
     InputFetchError,
+    InvalidCursorError,
     JobNotFoundError,
     MimicMotionError,
     QueueLimitError,
     StorageError,
 )
-from core.jobs.store import InvalidCursorError
 from service.schemas import ErrorBody
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,9 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.jobs.store import STAGE_BUCKETS_S, JobStore
+from core.jobs.heartbeats import WorkerHeartbeats
+from core.jobs.stage_stats import STAGE_BUCKET_BOUNDS, StageStatistics
+from core.jobs.store import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ class StoreCollector(Collector):
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
+        self.heartbeats, self.stage_stats = WorkerHeartbeats(store.db), StageStatistics(store.db)
 
     def collect(self) -> Iterator[Metric]:
         store_up = GaugeMetricFamily("mimicmotion_store_up", "Whether the job store answered this scrape.")
@@ -47,13 +50,13 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily("mimicmotion_queue_depth", "Jobs waiting in the queue.", value=queue_depth)
         yield GaugeMetricFamily("mimicmotion_running_jobs", "Jobs running now.", value=running)
         yield GaugeMetricFamily(
-            "mimicmotion_live_workers", "Workers with a live heartbeat.", value=len(self.store.live_workers())
+            "mimicmotion_live_workers", "Workers with a live heartbeat.", value=len(self.heartbeats.live())
         )
         stages = HistogramMetricFamily("mimicmotion_stage_seconds", "Time per job stage.", labels=["stage"])
-        for stage, histogram in sorted(self.store.stage_histograms().items()):
+        for stage, histogram in sorted(self.stage_stats.histograms().items()):
             # The store keeps per-bucket counts; Prometheus wants them cumulative.
             cumulative, buckets = 0, []
-            for bound, count in zip([*map(str, STAGE_BUCKETS_S), "+Inf"], histogram.bucket_counts, strict=True):
+            for bound, count in zip(STAGE_BUCKET_BOUNDS, histogram.bucket_counts, strict=True):
                 cumulative += count
                 buckets.append((bound, float(cumulative)))
             stages.add_metric([stage], buckets, sum_value=histogram.sum_s)

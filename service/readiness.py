@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from core.errors import StorageError
+from core.jobs.heartbeats import WorkerHeartbeats
 from core.jobs.store import JobStore
 from core.storage import Storage
 from service.schemas import Readiness
@@ -25,7 +26,7 @@ def check_readiness(store: JobStore, storage: Storage) -> Readiness:
     redis_state = storage_state = "ok"
     try:
         store.ping()
-        workers = store.live_workers()
+        workers = WorkerHeartbeats(store.db).live()
     except redis.RedisError as exc:
         redis_state = f"unavailable: {type(exc).__name__}: {exc}"
         missing.append("redis")

@@ -127,7 +127,7 @@ def create_job(
     job = new_job(body, owner, max_timeout_s=settings.max_job_timeout_s, queue_routes=settings.queue_routes)
     if idempotency_key is None:
         return submit_job(store, sender, job, max_queued=max_queued)
-    records = IdempotencyRecords(store)
+    records = IdempotencyRecords(store.db)
     bound_id = records.claim(owner, idempotency_key, fingerprint(body), job.id)
     if bound_id != job.id:
         try:

@@ -23,7 +23,7 @@ class JobViewer:
         position = self.store.queue_position(job.id) if job.status is JobStatus.queued else None
         output = mint_output(self.storage, job.output, ttl_s=self.url_ttl_s) if job.output is not None else None
         # Only jobs that asked for webhooks have deliveries: the others cost no extra read.
-        deliveries = Deliveries(self.store).for_job(job.id) if job.webhook_url else []
+        deliveries = Deliveries(self.store.db).for_job(job.id) if job.webhook_url else []
         return JobPublic.from_job(job, queue_position=position, output=output, deliveries=deliveries)
 
     def show_page(self, page: JobPage) -> JobList:

@@ -12,8 +12,10 @@ from typing import Any
 from celery import Celery, bootsteps
 from celery.worker import state as worker_state
 
-from core.contract.queues import broker_queue_length, celery_config
-from core.jobs.store import JobStore
+from core.contract.queues import celery_config
+from core.jobs.broker import broker_queue_length
+from core.jobs.heartbeats import WorkerHeartbeats
+from core.jobs.keys import KeyedRedis
 from core.settings import Settings
 from worker.heartbeat import ConsumerWatchdog, exit_stalled_worker
 
@@ -40,12 +42,12 @@ def consumer_watchdog_step(settings: Settings) -> type[bootsteps.StartStopStep]:
 
         def __init__(self, c: Any, **kwargs: Any) -> None:
             super().__init__(c, **kwargs)
-            store = JobStore.from_url(settings.redis_url)
+            db = KeyedRedis.from_url(settings.redis_url)
             self.queues: list[str] = []
             self.watchdog = ConsumerWatchdog(
-                waiting_messages=lambda: sum(broker_queue_length(store.redis, queue) for queue in self.queues),
+                waiting_messages=lambda: sum(broker_queue_length(db.client, queue) for queue in self.queues),
                 is_busy=lambda: bool(worker_state.active_requests or worker_state.reserved_requests),
-                on_stall=exit_stalled_worker(store, c.hostname),
+                on_stall=exit_stalled_worker(WorkerHeartbeats(db), c.hostname),
                 stall_after_s=2 * settings.lease_s,
             )
 

@@ -11,20 +11,21 @@ import sys
 
 import redis
 
-from core.jobs.store import JobStore
+from core.jobs.heartbeats import WorkerHeartbeats
+from core.jobs.keys import KeyedRedis
 from core.settings import get_settings
 
 
-def local_live_workers(store: JobStore, hostname: str) -> list[str]:
+def local_live_workers(heartbeats: WorkerHeartbeats, hostname: str) -> list[str]:
     """Names of the live workers whose heartbeat says they run on ``hostname``."""
-    return sorted(name for name in store.live_workers() if name.rpartition("@")[2] == hostname)
+    return sorted(name for name in heartbeats.live() if name.rpartition("@")[2] == hostname)
 
 
 def main() -> int:
-    store = JobStore.from_url(get_settings().redis_url, socket_timeout_s=3.0)
+    heartbeats = WorkerHeartbeats(KeyedRedis.from_url(get_settings().redis_url, socket_timeout_s=3.0))
     hostname = socket.gethostname()
     try:
-        workers = local_live_workers(store, hostname)
+        workers = local_live_workers(heartbeats, hostname)
     except redis.RedisError as exc:
         print(f"unhealthy: redis unavailable: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""The worker's liveness: a heartbeat thread that keeps ``mm:worker:{name}`` alive in Redis while the
+"""The worker's liveness: a heartbeat thread that keeps its ``core.jobs.heartbeats`` entry alive while the
 process runs, and a watchdog that ends the process when its Celery consumer stops consuming.
 
 The gateway's /readyz counts live heartbeats; a worker that dies stops writing and expires.
@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from core.contract.queues import HEARTBEAT_TTL_S
-from core.jobs.store import JobStore
+from core.jobs.heartbeats import WorkerHeartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -25,27 +25,29 @@ CONSUMER_STALLED_EXIT_CODE = 75  # EX_TEMPFAIL: a fresh process fixes it
 class Heartbeat:
     """Writes ``info`` under the worker's name every ``HEARTBEAT_TTL_S / 3`` seconds until stopped."""
 
-    def __init__(self, store: JobStore, name: str, info: dict[str, Any], *, ttl_s: int = HEARTBEAT_TTL_S) -> None:
-        self.store, self.name, self.info, self.ttl_s = store, name, info, ttl_s
+    def __init__(
+        self, heartbeats: WorkerHeartbeats, name: str, info: dict[str, Any], *, ttl_s: int = HEARTBEAT_TTL_S
+    ) -> None:
+        self.heartbeats, self.name, self.info, self.ttl_s = heartbeats, name, info, ttl_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{name}", daemon=True)
 
     def start(self) -> None:
-        self.store.record_heartbeat(self.name, self.info, ttl_s=self.ttl_s)  # ready as soon as we return
+        self.heartbeats.record(self.name, self.info, ttl_s=self.ttl_s)  # ready as soon as we return
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
         try:
-            self.store.remove_heartbeat(self.name)
+            self.heartbeats.remove(self.name)
         except Exception:
             logger.warning("worker %s: could not remove its heartbeat (it expires in %d s)", self.name, self.ttl_s)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl_s / 3):
             try:
-                self.store.record_heartbeat(self.name, self.info, ttl_s=self.ttl_s)
+                self.heartbeats.record(self.name, self.info, ttl_s=self.ttl_s)
             except Exception:  # a Redis blip must not kill the thread; the next beat tries again
                 logger.warning("worker %s: heartbeat failed", self.name, exc_info=True)
 
@@ -127,7 +129,7 @@ class ConsumerWatchdog:
                 return
 
 
-def exit_stalled_worker(store: JobStore, name: str) -> Callable[[float, int], None]:
+def exit_stalled_worker(heartbeats: WorkerHeartbeats, name: str) -> Callable[[float, int], None]:
     """``on_stall`` for a worker process: withdraw its heartbeat and exit with CONSUMER_STALLED_EXIT_CODE.
 
     No task is running (that is part of a stall), so nothing in hand is lost: a job whose result is
@@ -143,7 +145,7 @@ def exit_stalled_worker(store: JobStore, name: str) -> Callable[[float, int], No
             "fresh process takes over", name, waiting, stalled_s, CONSUMER_STALLED_EXIT_CODE,
         )  # fmt: skip
         try:
-            store.remove_heartbeat(name)  # /readyz stops counting it now, not in HEARTBEAT_TTL_S
+            heartbeats.remove(name)  # /readyz stops counting it now, not in HEARTBEAT_TTL_S
         except redis.RedisError:
             logger.warning("worker %s: could not remove its heartbeat (it expires in %d s)", name, HEARTBEAT_TTL_S)
         for stream in (sys.stdout, sys.stderr):

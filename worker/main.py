@@ -17,8 +17,10 @@ from types import FrameType
 
 from celery.signals import worker_shutting_down
 
-from core.contract.queues import ANIMATE_TASK, broker_queue_length
+from core.contract.queues import ANIMATE_TASK
 from core.contract.records import utc_now
+from core.jobs.broker import broker_queue_length
+from core.jobs.heartbeats import WorkerHeartbeats
 from core.log_format import bind_log_context
 from core.settings import Settings
 from worker import models_cache
@@ -52,7 +54,7 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
         "queues": queues,
         "started_at": utc_now().isoformat(),
     }
-    heartbeat = Heartbeat(loaded.store, name, info)
+    heartbeat = Heartbeat(WorkerHeartbeats(loaded.store.db), name, info)
     app = create_celery(settings)
     celery_worker = app.Worker(
         hostname=name, pool_cls="solo", concurrency=1, queues=queues,
@@ -63,7 +65,7 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
         lambda job_id, queue: app.send_task(ANIMATE_TASK, args=[job_id], queue=queue),
         max_attempts=settings.max_job_attempts,
         interval_s=settings.reaper_interval_s,
-        broker_queue_length=lambda queue: broker_queue_length(loaded.store.redis, queue),
+        broker_queue_length=lambda queue: broker_queue_length(loaded.store.db.client, queue),
         stranded_after_s=2 * settings.lease_s,
     )
     metrics_port = settings.worker_metrics_port + (gpu or 0) if settings.worker_metrics_port else 0

@@ -37,7 +37,7 @@ def reap_once(store: JobStore, send_task: Callable[[str, str], None], *, max_att
             requeued.append(job_id)
         else:
             logger.error("job %s: its worker was lost %d times; failed", job_id, job.attempts)
-            Deliveries(store).record_status_event(job)  # job.failed, if the job asked for it
+            Deliveries(store.db).record_status_event(job)  # job.failed, if the job asked for it
     return requeued
 
 

@@ -19,7 +19,7 @@ from core.contract.records import utc_now
 from core.execution import webhook_sender
 from core.execution.webhook_sender import WebhookDeps
 from core.jobs.deliveries import Deliveries
-from core.jobs.store import JobStore
+from core.jobs.keys import KeyedRedis
 from core.settings import Settings
 from core.storage import create_storage
 from worker.app import consumer_watchdog_step
@@ -39,8 +39,8 @@ def configure(deps: WebhookDeps) -> None:
 
 
 def webhook_deps(settings: Settings) -> WebhookDeps:
-    store = JobStore.from_url(settings.redis_url, job_retention_s=settings.job_retention_s)
-    return WebhookDeps(deliveries=Deliveries(store), storage=create_storage(settings), settings=settings,
+    db = KeyedRedis.from_url(settings.redis_url, job_retention_s=settings.job_retention_s)
+    return WebhookDeps(deliveries=Deliveries(db), storage=create_storage(settings), settings=settings,
                        rng=random.Random())  # fmt: skip
 
 

@@ -53,14 +53,6 @@ def queue_for(resolution: int, routes: Sequence[QueueRoute]) -> str:
     return queue
 
 
-def broker_queue_length(redis_client: Any, queue: str) -> int:
-    """Messages waiting in a queue on the Redis broker (kombu keeps each queue as a list named after it).
-
-    Reserved and running late-ack messages are not in the list (they sit in kombu's unacked hash).
-    """
-    return int(redis_client.llen(queue))
-
-
 def celery_config(redis_url: str, *, visibility_timeout_s: int = 6 * 3600) -> dict[str, Any]:
     """Settings for a GPU job queue: one job per process, acknowledged only when it is done."""
     return {

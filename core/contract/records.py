@@ -27,6 +27,8 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+# How long a finished job's record and its webhook deliveries are kept: Settings.job_retention_s's default.
+DEFAULT_JOB_RETENTION_S = 7 * 24 * 3600
 
 
 class Progress(BaseModel):

@@ -1,14 +1,10 @@
 """Webhook deliveries in Redis: one record per (job, event), with every attempt, sent in order per job.
 
-Keys (next to the jobs, prefix ``mm``):
-
-- ``mm:delivery:{id}``: the Delivery as JSON; ``id`` is the ``webhook-id``, the same on every attempt
-- ``mm:job_deliveries:{job_id}``: list of the job's delivery ids in event order
-- ``mm:job_events_once:{job_id}``: hash of the once-only event types already recorded (a second
-  ``job.started`` after a lost worker's job is retried is not news to the receiver)
-- ``mm:webhooks_due``: sorted set of delivery ids by the unix time they are due; the webhook worker's
-  scheduler takes due ids from here and hands them to the ``webhooks`` Celery queue
-- ``mm:job_delivering:{job_id}``: lock held while one of the job's deliveries is being attempted
+Keys (``keys.py``): a record per delivery (``delivery``), the job's ids in event order
+(``job_deliveries``), the once-only event types already recorded (``job_events_once``: a second
+``job.started`` after a lost worker's job is retried is not news to the receiver), the due set
+(``webhooks_due``: the webhook worker's scheduler takes due ids from here and hands them to the
+``webhooks`` Celery queue) and a per-job lock (``job_delivering``) held while one delivery is attempted.
 
 The first three expire ``job_retention_s`` after the job's last delivery write (each write renews all
 of them together), so they go with their job. An id left in the due set after its record expired is
@@ -31,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from core.contract.events import EVENT_BY_STATUS, WebhookEvent
 from core.contract.records import Job, utc_now
-from core.jobs.store import JobStore
+from core.jobs.keys import KeyedRedis
 
 logger = logging.getLogger(__name__)
 
@@ -86,25 +82,11 @@ def new_delivery_id() -> str:
 class Deliveries:
     """Delivery records, the per-job order and the due set, in the job store's Redis."""
 
-    def __init__(self, store: JobStore) -> None:
-        self.redis: redis.Redis = store.redis
-        self.prefix = store.prefix
-        self.retention_s = store.job_retention_s
-        self._claim_due = self.redis.register_script(_CLAIM_DUE)
-        self._unlock = self.redis.register_script(_UNLOCK)
-
-    def _key(self, delivery_id: str) -> str:
-        return f"{self.prefix}:delivery:{delivery_id}"
-
-    def _job_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job_deliveries:{job_id}"
-
-    def _events_once_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job_events_once:{job_id}"
-
-    @property
-    def _due_key(self) -> str:
-        return f"{self.prefix}:webhooks_due"
+    def __init__(self, db: KeyedRedis) -> None:
+        self.db = db
+        self._redis, self._keys, self.retention_s = db.client, db.keys, db.job_retention_s
+        self._claim_due = self._redis.register_script(_CLAIM_DUE)
+        self._unlock = self._redis.register_script(_UNLOCK)
 
     # Recording (the GPU worker and the gateway)
     def record_event(self, job: Job, event_type: WebhookEvent, *, now: datetime | None = None) -> Delivery | None:
@@ -114,16 +96,16 @@ class Deliveries:
         """
         if job.webhook_url is None or event_type not in job.webhook_events:
             return None
-        if event_type != "job.progress" and not self.redis.hsetnx(self._events_once_key(job.id), event_type, 1):
+        if event_type != "job.progress" and not self._redis.hsetnx(self._keys.job_events_once(job.id), event_type, 1):
             return None
         delivery = Delivery(id=new_delivery_id(), job_id=job.id, type=event_type, url=job.webhook_url, job=job)
         due = (now or utc_now()).timestamp()
-        earlier_ids = cast(list[str], self.redis.lrange(self._job_key(job.id), 0, -1))
-        with self.redis.pipeline() as pipe:  # the record exists before its id is due
-            pipe.set(self._key(delivery.id), delivery.model_dump_json(), ex=self.retention_s)
-            pipe.rpush(self._job_key(job.id), delivery.id)
+        earlier_ids = cast(list[str], self._redis.lrange(self._keys.job_deliveries(job.id), 0, -1))
+        with self._redis.pipeline() as pipe:  # the record exists before its id is due
+            pipe.set(self._keys.delivery(delivery.id), delivery.model_dump_json(), ex=self.retention_s)
+            pipe.rpush(self._keys.job_deliveries(job.id), delivery.id)
             self._renew_job_keys(pipe, job.id, earlier_ids)
-            pipe.zadd(self._due_key, {delivery.id: due})
+            pipe.zadd(self._keys.webhooks_due, {delivery.id: due})
             pipe.execute()
         logger.info("job %s: webhook %s recorded as %s", job.id, event_type, delivery.id)
         return delivery
@@ -135,13 +117,13 @@ class Deliveries:
 
     # Reading
     def get(self, delivery_id: str) -> Delivery | None:
-        raw = cast(str | None, self.redis.get(self._key(delivery_id)))
+        raw = cast(str | None, self._redis.get(self._keys.delivery(delivery_id)))
         return None if raw is None else Delivery.model_validate_json(raw)
 
     def for_job(self, job_id: str) -> list[Delivery]:
         """The job's deliveries in event order."""
-        ids = cast(list[str], self.redis.lrange(self._job_key(job_id), 0, -1))
-        raws = cast(list[str | None], self.redis.mget([self._key(i) for i in ids])) if ids else []
+        ids = cast(list[str], self._redis.lrange(self._keys.job_deliveries(job_id), 0, -1))
+        raws = cast(list[str | None], self._redis.mget([self._keys.delivery(i) for i in ids])) if ids else []
         return [Delivery.model_validate_json(raw) for raw in raws if raw is not None]
 
     def head(self, job_id: str) -> Delivery | None:
@@ -150,9 +132,9 @@ class Deliveries:
 
     # Delivering (the webhook worker)
     def save(self, delivery: Delivery) -> None:
-        ids = cast(list[str], self.redis.lrange(self._job_key(delivery.job_id), 0, -1))
-        with self.redis.pipeline() as pipe:
-            pipe.set(self._key(delivery.id), delivery.model_dump_json(), ex=self.retention_s)
+        ids = cast(list[str], self._redis.lrange(self._keys.job_deliveries(delivery.job_id), 0, -1))
+        with self._redis.pipeline() as pipe:
+            pipe.set(self._keys.delivery(delivery.id), delivery.model_dump_json(), ex=self.retention_s)
             self._renew_job_keys(pipe, delivery.job_id, ids)
             pipe.execute()
 
@@ -162,34 +144,32 @@ class Deliveries:
         All of them, not just the one written: a delivery waits unwritten behind a slow earlier one of
         the same job (events go in order), and must not expire while the job's deliveries go on.
         """
-        for key in [self._job_key(job_id), self._events_once_key(job_id), *map(self._key, delivery_ids)]:
+        keys = [self._keys.job_deliveries(job_id), self._keys.job_events_once(job_id)]
+        for key in [*keys, *map(self._keys.delivery, delivery_ids)]:
             pipe.expire(key, self.retention_s)
 
     def schedule(self, delivery_id: str, at: datetime) -> None:
-        self.redis.zadd(self._due_key, {delivery_id: at.timestamp()})
+        self._redis.zadd(self._keys.webhooks_due, {delivery_id: at.timestamp()})
 
     def unschedule(self, delivery_id: str) -> None:
-        self.redis.zrem(self._due_key, delivery_id)
+        self._redis.zrem(self._keys.webhooks_due, delivery_id)
 
     def claim_due(self, *, now: datetime, lease_s: float, limit: int = 100) -> list[str]:
         """Ids due at ``now``; each is pushed ``lease_s`` ahead, so it comes back if its task is lost."""
-        return cast(list[str], self._claim_due(keys=[self._due_key], args=[now.timestamp(), lease_s, limit]))
+        return cast(list[str], self._claim_due(keys=[self._keys.webhooks_due], args=[now.timestamp(), lease_s, limit]))
 
     def due_ids(self) -> Sequence[str]:
-        return cast(list[str], self.redis.zrange(self._due_key, 0, -1))
-
-    def _job_lock_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job_delivering:{job_id}"
+        return cast(list[str], self._redis.zrange(self._keys.webhooks_due, 0, -1))
 
     def lock_job(self, job_id: str, *, ttl_s: float) -> str | None:
         """Take the job's delivery lock (one attempt at a time per job); the token, or None if held."""
         token = secrets.token_hex(8)
-        taken = self.redis.set(self._job_lock_key(job_id), token, nx=True, px=int(ttl_s * 1000))
+        taken = self._redis.set(self._keys.job_delivering(job_id), token, nx=True, px=int(ttl_s * 1000))
         return token if taken else None
 
     def is_job_locked(self, job_id: str) -> bool:
         """Whether an attempt for one of the job's deliveries is under way (read-only)."""
-        return bool(self.redis.exists(self._job_lock_key(job_id)))
+        return bool(self._redis.exists(self._keys.job_delivering(job_id)))
 
     def unlock_job(self, job_id: str, token: str) -> None:
-        self._unlock(keys=[self._job_lock_key(job_id)], args=[token])
+        self._unlock(keys=[self._keys.job_delivering(job_id)], args=[token])

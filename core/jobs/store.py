@@ -1,49 +1,28 @@
-"""JobStore: job records in Redis with guarded, atomic transitions.
+"""JobStore: job records in Redis with guarded, atomic transitions, their indexes, leases and status counts.
 
 Every write that depends on the current state runs in a WATCH/MULTI transaction, so a
 transition out of a terminal state, or a second claim of a job a live worker holds, is refused
-even when two processes race. Keys (prefix ``mm``):
-
-- ``mm:job:{id}``: the Job as JSON
-- ``mm:seq``: counter giving each job a creation sequence number
-- ``mm:queued``: sorted set of queued ids by sequence (queue position = rank)
-- ``mm:running``: set of running ids (for the reaper and metrics)
-- ``mm:owner:{owner}``: sorted set of the owner's ids by sequence (listing, newest first)
-- ``mm:lease:{id}``: the worker holding a running job; expires unless renewed
-- ``mm:worker:{name}``: a worker's heartbeat; expires when the worker is gone
-- ``mm:status_counts``: jobs per status; ``mm:stage_seconds:{stage}``: histogram of stage times
+even when two processes race. The keys (job, seq, queued, running, owner, lease, status_counts) are
+listed in ``keys.py``; heartbeats, stage statistics, deliveries and idempotency records have their own
+modules on the same ``KeyedRedis``.
 
 Retention: a job's record expires ``job_retention_s`` after it reaches a terminal state (set in the
-same transaction); a queued or running job never expires. Its id leaves ``mm:owner:{owner}`` when a
-listing finds the record gone. The counters and histograms are totals for /metrics and never expire.
+same transaction); a queued or running job never expires. Its id leaves the owner's set when a
+listing finds the record gone. The status counters are totals for /metrics and never expire.
 """
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
-from core.contract.records import Job, JobError, JobStatus, utc_now
+from core.contract.records import DEFAULT_JOB_RETENTION_S, Job, JobError, JobStatus, utc_now
 from core.contract.transitions import InvalidTransitionError, check_transition
-from core.errors import JobNotFoundError, MimicMotionError, QueueLimitError
+from core.errors import InvalidCursorError, JobNotFoundError, QueueLimitError
+from core.jobs.keys import KeyedRedis
 
 _MAX_TXN_RETRIES = 50
-DEFAULT_JOB_RETENTION_S = 7 * 24 * 3600  # the default of Settings.job_retention_s
-# Histogram buckets for stage durations, in seconds: from sub-second stages to hour-long denoising.
-STAGE_BUCKETS_S = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
-
-
-@dataclass(frozen=True)
-class StageHistogram:
-    bucket_counts: list[int]  # per STAGE_BUCKETS_S bound plus +Inf, not cumulative
-    sum_s: float
-    count: int
-
-
-class InvalidCursorError(MimicMotionError):
-    code = "invalid_cursor"
 
 
 @dataclass(frozen=True)
@@ -53,53 +32,27 @@ class JobPage:
 
 
 class JobStore:
-    """Job records and worker heartbeats in one Redis database."""
+    """Job records, their indexes and leases, in the Redis of ``db``."""
 
-    def __init__(
-        self, client: redis.Redis, prefix: str = "mm", *, job_retention_s: int = DEFAULT_JOB_RETENTION_S
-    ) -> None:
-        self.redis = client
-        self.prefix = prefix
-        self.job_retention_s = job_retention_s  # a finished job's record (and its deliveries) is kept this long
+    def __init__(self, db: KeyedRedis) -> None:
+        self.db = db
+        self._redis = db.client
+        self._keys = db.keys
 
     @classmethod
     def from_url(
         cls, url: str, *, socket_timeout_s: float = 5.0, job_retention_s: int = DEFAULT_JOB_RETENTION_S
     ) -> "JobStore":
-        client = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
-        )
-        return cls(client, job_retention_s=job_retention_s)
-
-    # Keys
-    def _job_key(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
-
-    def _lease_key(self, job_id: str) -> str:
-        return f"{self.prefix}:lease:{job_id}"
-
-    def _owner_key(self, owner: str) -> str:
-        return f"{self.prefix}:owner:{owner}"
-
-    @property
-    def _queued_key(self) -> str:
-        return f"{self.prefix}:queued"
-
-    @property
-    def _running_key(self) -> str:
-        return f"{self.prefix}:running"
-
-    @property
-    def _status_counts_key(self) -> str:
-        return f"{self.prefix}:status_counts"
+        """A store on its own client (``KeyedRedis.from_url``), for callers that need only the store."""
+        return cls(KeyedRedis.from_url(url, socket_timeout_s=socket_timeout_s, job_retention_s=job_retention_s))
 
     # Reads
     def ping(self) -> None:
-        self.redis.ping()
+        self._redis.ping()
 
     def get(self, job_id: str, *, owner: str | None = None) -> Job:
         """The job; with ``owner``, another owner's job is reported as not found."""
-        raw = self.redis.get(self._job_key(job_id))
+        raw = self._redis.get(self._keys.job(job_id))
         if raw is None:
             raise JobNotFoundError(f"no job {job_id}")
         job = Job.model_validate_json(raw)
@@ -118,37 +71,37 @@ class JobStore:
         max_score = f"({cursor}" if cursor else "+inf"
         ids_with_seq = cast(
             list[tuple[str, float]],
-            self.redis.zrevrangebyscore(
-                self._owner_key(owner), max_score, "-inf", start=0, num=limit + 1, withscores=True
+            self._redis.zrevrangebyscore(
+                self._keys.owner(owner), max_score, "-inf", start=0, num=limit + 1, withscores=True
             ),
         )
         page, more = ids_with_seq[:limit], len(ids_with_seq) > limit
-        raws = cast(list[str | None], self.redis.mget([self._job_key(job_id) for job_id, _ in page])) if page else []
+        raws = cast(list[str | None], self._redis.mget([self._keys.job(job_id) for job_id, _ in page])) if page else []
         jobs = [Job.model_validate_json(raw) for raw in raws if raw is not None]
         expired = [job_id for (job_id, _), raw in zip(page, raws, strict=True) if raw is None]
         if expired:
-            self.redis.zrem(self._owner_key(owner), *expired)
+            self._redis.zrem(self._keys.owner(owner), *expired)
         next_cursor = str(int(page[-1][1])) if more and page else None
         return JobPage(jobs=jobs, next_cursor=next_cursor)
 
     def queue_position(self, job_id: str) -> int | None:
         """Jobs ahead of this one in the queue (0: next to run); None when it is not queued."""
-        rank = cast(int | None, self.redis.zrank(self._queued_key, job_id))
+        rank = cast(int | None, self._redis.zrank(self._keys.queued, job_id))
         return rank
 
     def queued_ids(self, limit: int) -> list[str]:
         """The first ``limit`` queued ids in queue order; read-only (a worker prepares the next job ahead)."""
-        return cast(list[str], self.redis.zrange(self._queued_key, 0, limit - 1))
+        return cast(list[str], self._redis.zrange(self._keys.queued, 0, limit - 1))
 
     def queue_length(self) -> int:
-        return cast(int, self.redis.zcard(self._queued_key))
+        return cast(int, self._redis.zcard(self._keys.queued))
 
     def running_ids(self) -> list[str]:
-        return sorted(cast(set[str], self.redis.smembers(self._running_key)))
+        return sorted(cast(set[str], self._redis.smembers(self._keys.running)))
 
     def is_held(self, job_id: str) -> bool:
         """Whether a live worker holds the job's lease."""
-        return bool(self.redis.exists(self._lease_key(job_id)))
+        return bool(self._redis.exists(self._keys.lease(job_id)))
 
     # Writes
     def create(self, job: Job, *, max_queued_per_owner: int | None = None) -> Job:
@@ -160,23 +113,23 @@ class JobStore:
         """
         if job.status is not JobStatus.queued:
             raise InvalidTransitionError(f"a new job must be queued, not {job.status.value}")
-        seq = int(self.redis.incr(f"{self.prefix}:seq"))
-        owner_key = self._owner_key(job.owner)
+        seq = int(self._redis.incr(self._keys.seq))
+        owner_key = self._keys.owner(job.owner)
         for _ in range(_MAX_TXN_RETRIES):
-            with self.redis.pipeline() as pipe:
+            with self._redis.pipeline() as pipe:
                 try:
-                    pipe.watch(owner_key, self._queued_key)
+                    pipe.watch(owner_key, self._keys.queued)
                     if max_queued_per_owner is not None:
-                        queued = cast(int, pipe.zintercard(2, [owner_key, self._queued_key]))
+                        queued = cast(int, pipe.zintercard(2, [owner_key, self._keys.queued]))
                         if queued >= max_queued_per_owner:
                             raise QueueLimitError(
                                 f"you have {queued} queued jobs; the limit per API key is {max_queued_per_owner}"
                             )
                     pipe.multi()
-                    pipe.set(self._job_key(job.id), job.model_dump_json(), nx=True)
-                    pipe.zadd(self._queued_key, {job.id: seq})
+                    pipe.set(self._keys.job(job.id), job.model_dump_json(), nx=True)
+                    pipe.zadd(self._keys.queued, {job.id: seq})
                     pipe.zadd(owner_key, {job.id: seq})
-                    pipe.hincrby(self._status_counts_key, JobStatus.queued.value, 1)
+                    pipe.hincrby(self._keys.status_counts, JobStatus.queued.value, 1)
                     created, *_ = pipe.execute()
                 except redis.WatchError:
                     continue
@@ -187,7 +140,7 @@ class JobStore:
 
     def count_queued(self, owner: str) -> int:
         """The owner's queued jobs (Redis >= 7: ZINTERCARD)."""
-        return cast(int, self.redis.zintercard(2, [self._owner_key(owner), self._queued_key]))
+        return cast(int, self._redis.zintercard(2, [self._keys.owner(owner), self._keys.queued]))
 
     def claim(self, job_id: str, worker: str, *, lease_s: int) -> Job | None:
         """Take a job for ``worker``: queued -> running, or take over a running job whose lease lapsed.
@@ -197,7 +150,7 @@ class JobStore:
         """
 
         def claim_job(job: Job, pipe: Any) -> Job | None:
-            if job.status is JobStatus.running and pipe.exists(self._lease_key(job_id)):
+            if job.status is JobStatus.running and pipe.exists(self._keys.lease(job_id)):
                 return None
             if job.status not in (JobStatus.queued, JobStatus.running):
                 return None
@@ -222,7 +175,7 @@ class JobStore:
         """
 
         def reap(job: Job, pipe: Any) -> Job | None:
-            if job.status is not JobStatus.running or pipe.exists(self._lease_key(job_id)):
+            if job.status is not JobStatus.running or pipe.exists(self._keys.lease(job_id)):
                 return None
             if job.attempts < max_attempts:
                 return job.model_copy(
@@ -239,9 +192,9 @@ class JobStore:
 
     def renew_lease(self, job_id: str, worker: str, *, lease_s: int) -> bool:
         """Extend the lease if ``worker`` still holds it; False means the job was taken or finished."""
-        key = self._lease_key(job_id)
+        key = self._keys.lease(job_id)
         for _ in range(_MAX_TXN_RETRIES):
-            with self.redis.pipeline() as pipe:
+            with self._redis.pipeline() as pipe:
                 pipe.watch(key)
                 if pipe.get(key) != worker:
                     return False
@@ -312,11 +265,11 @@ class JobStore:
         lease: tuple[str, int] | None = None,
     ) -> Job | None:
         """Read-check-write one job in a WATCH transaction, keeping the index sets in step."""
-        key = self._job_key(job_id)
+        key = self._keys.job(job_id)
         for _ in range(_MAX_TXN_RETRIES):
-            with self.redis.pipeline() as pipe:
+            with self._redis.pipeline() as pipe:
                 try:
-                    pipe.watch(key, self._lease_key(job_id))
+                    pipe.watch(key, self._keys.lease(job_id))
                     raw = pipe.get(key)
                     if raw is None:
                         raise JobNotFoundError(f"no job {job_id}")
@@ -327,16 +280,16 @@ class JobStore:
                     pipe.multi()
                     # A finished job is kept job_retention_s; SET without ex clears any TTL, so a queued
                     # or running job never expires however long the queue.
-                    retention_s = self.job_retention_s if after.status.is_terminal else None
+                    retention_s = self.db.job_retention_s if after.status.is_terminal else None
                     pipe.set(key, after.model_dump_json(), ex=retention_s)
                     self._index(pipe, after)
                     if after.status is not before.status:
-                        pipe.hincrby(self._status_counts_key, before.status.value, -1)
-                        pipe.hincrby(self._status_counts_key, after.status.value, 1)
+                        pipe.hincrby(self._keys.status_counts, before.status.value, -1)
+                        pipe.hincrby(self._keys.status_counts, after.status.value, 1)
                     if lease is not None:
-                        pipe.set(self._lease_key(job_id), lease[0], ex=lease[1])
+                        pipe.set(self._keys.lease(job_id), lease[0], ex=lease[1])
                     elif after.status is not JobStatus.running:
-                        pipe.delete(self._lease_key(job_id))
+                        pipe.delete(self._keys.lease(job_id))
                     pipe.execute()
                     return after
                 except redis.WatchError:
@@ -346,51 +299,14 @@ class JobStore:
     def _index(self, pipe: Any, job: Job) -> None:
         if job.status is JobStatus.queued:
             # A re-queued job (its worker was lost) goes to the front: it has waited its turn once.
-            pipe.zadd(self._queued_key, {job.id: 0}, nx=True)
+            pipe.zadd(self._keys.queued, {job.id: 0}, nx=True)
         else:
-            pipe.zrem(self._queued_key, job.id)
+            pipe.zrem(self._keys.queued, job.id)
         if job.status is JobStatus.running:
-            pipe.sadd(self._running_key, job.id)
+            pipe.sadd(self._keys.running, job.id)
         else:
-            pipe.srem(self._running_key, job.id)
+            pipe.srem(self._keys.running, job.id)
 
     def status_counts(self) -> dict[JobStatus, int]:
-        raw = cast(dict[str, str], self.redis.hgetall(self._status_counts_key))
+        raw = cast(dict[str, str], self._redis.hgetall(self._keys.status_counts))
         return {status: int(raw.get(status.value, 0)) for status in JobStatus}
-
-    # Stage metrics, shared by every worker so the gateway can export one histogram
-    def record_stage_seconds(self, timings: dict[str, float]) -> None:
-        with self.redis.pipeline(transaction=False) as pipe:
-            for stage, seconds in timings.items():
-                bucket = next((str(b) for b in STAGE_BUCKETS_S if seconds <= b), "+Inf")
-                key = f"{self.prefix}:stage_seconds:{stage}"
-                pipe.hincrby(key, bucket, 1)
-                pipe.hincrbyfloat(key, "sum", seconds)
-                pipe.hincrby(key, "count", 1)
-            pipe.execute()
-
-    def stage_histograms(self) -> dict[str, StageHistogram]:
-        histograms = {}
-        prefix = f"{self.prefix}:stage_seconds:"
-        for key in cast(list[str], list(self.redis.scan_iter(match=prefix + "*", count=100))):
-            raw = cast(dict[str, str], self.redis.hgetall(key))
-            bounds = [str(b) for b in STAGE_BUCKETS_S] + ["+Inf"]
-            histograms[key[len(prefix) :]] = StageHistogram(
-                bucket_counts=[int(raw.get(bound, 0)) for bound in bounds],
-                sum_s=float(raw.get("sum", 0.0)),
-                count=int(raw.get("count", 0)),
-            )
-        return histograms
-
-    # Workers
-    def record_heartbeat(self, worker: str, info: dict[str, Any], *, ttl_s: int) -> None:
-        self.redis.set(f"{self.prefix}:worker:{worker}", json.dumps(info), ex=ttl_s)
-
-    def remove_heartbeat(self, worker: str) -> None:
-        self.redis.delete(f"{self.prefix}:worker:{worker}")
-
-    def live_workers(self) -> dict[str, dict[str, Any]]:
-        keys = list(self.redis.scan_iter(match=f"{self.prefix}:worker:*", count=100))
-        values = self.redis.mget(keys) if keys else []
-        prefix_len = len(f"{self.prefix}:worker:")
-        return {key[prefix_len:]: json.loads(value) for key, value in zip(keys, values, strict=True) if value}

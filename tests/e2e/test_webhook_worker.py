@@ -25,7 +25,7 @@ def test_webhook_worker_process_delivers_with_retries_and_stops_on_sigterm(tmp_p
         "MIMICMOTION_FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
     })  # fmt: skip
     store = JobStore.from_url(redis_url)
-    deliveries = Deliveries(store)
+    deliveries = Deliveries(store.db)
     with webhook_receiver(secret) as receiver, mimicmotion("webhooks", ["webhook-worker"], env, tmp_path) as worker:
         receiver.answer = lambda r, webhook_id, event_type: 500 if not r.requests else 200
 

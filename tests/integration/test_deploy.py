@@ -24,6 +24,8 @@ from core.contract.params import JobParams
 from core.contract.queues import ANIMATE_TASK, GPU_QUEUE
 from core.contract.records import Job, JobStatus
 from core.execution.run import RunDeps, run_job
+from core.jobs.heartbeats import WorkerHeartbeats
+from core.jobs.keys import KeyedRedis
 from core.jobs.store import JobStore
 from core.log_format import configure_logging
 from core.settings import Settings
@@ -231,11 +233,11 @@ def test_worker_metrics_port_zero_is_off(redis_url: str) -> None:
 
 
 def test_worker_health_sees_only_this_hosts_heartbeats(redis_url: str) -> None:
-    store = JobStore.from_url(redis_url)
-    store.record_heartbeat("gpu0@pod-a", {}, ttl_s=30)
-    store.record_heartbeat("gpu1@pod-b", {}, ttl_s=30)
-    assert local_live_workers(store, "pod-a") == ["gpu0@pod-a"]
-    assert local_live_workers(store, "pod-c") == []
+    heartbeats = WorkerHeartbeats(KeyedRedis.from_url(redis_url))
+    heartbeats.record("gpu0@pod-a", {}, ttl_s=30)
+    heartbeats.record("gpu1@pod-b", {}, ttl_s=30)
+    assert local_live_workers(heartbeats, "pod-a") == ["gpu0@pod-a"]
+    assert local_live_workers(heartbeats, "pod-c") == []
 
 
 def test_json_logs_of_a_job_carry_its_id(redis_url: str, tmp_path: Path) -> None:

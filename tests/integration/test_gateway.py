@@ -22,6 +22,8 @@ from pydantic import SecretStr
 from core.contract.queues import ANIMATE_TASK, GPU_QUEUE, parse_queue_routes
 from core.contract.records import JobError, JobOutput, JobStatus, Progress, Stage
 from core.errors import ConfigurationError
+from core.jobs.heartbeats import WorkerHeartbeats
+from core.jobs.stage_stats import StageStatistics
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import LocalStorage, create_storage
@@ -256,7 +258,7 @@ def test_events_stream_follows_the_job_until_it_finishes(
                 self.read.set()
             return job
 
-    watched = WatchedStore(store.redis)
+    watched = WatchedStore(store.db)
     app = create_app(gateway_settings, store=watched, task_sender=sender)
     app.state.sse_poll_s = 0.01
     client = TestClient(app)
@@ -392,7 +394,7 @@ def test_enqueue_failure_is_503_and_fails_the_job(gateway_settings: Settings, st
 
 
 def _stored_jobs(store: JobStore) -> list[Any]:
-    keys = list(store.redis.scan_iter(match=f"{store.prefix}:job:*"))
+    keys = list(store.db.client.scan_iter(match=store.db.keys.job("*")))
     return [store.get(key.split(":")[-1]) for key in keys]
 
 
@@ -403,7 +405,7 @@ def test_unexpected_exception_is_500_internal_error_without_traceback(
         def list_jobs(self, *args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("secret internals")
 
-    app = create_app(gateway_settings, store=ExplodingStore(store.redis), task_sender=sender)
+    app = create_app(gateway_settings, store=ExplodingStore(store.db), task_sender=sender)
     response = TestClient(app, raise_server_exceptions=False).get("/jobs", headers=AUTH_A)
     assert response.status_code == 500
     assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
@@ -452,7 +454,7 @@ def test_readyz_waits_for_a_live_worker_and_warns_about_the_tiny_model(client: T
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["missing"] == ["worker"] and response.json()["redis"] == "ok"
-    store.record_heartbeat("gpu0@host", {"device": "cpu", "tiny_model": True}, ttl_s=30)
+    WorkerHeartbeats(store.db).record("gpu0@host", {"device": "cpu", "tiny_model": True}, ttl_s=30)
     response = client.get("/readyz")
     assert response.status_code == 200
     ready = response.json()
@@ -479,8 +481,8 @@ def test_readyz_is_503_when_redis_is_gone(gateway_settings: Settings, sender: Re
 def test_metrics_export_jobs_queue_workers_stages_and_requests(client: TestClient, store: JobStore) -> None:
     _submit(client)
     _submit(client)
-    store.record_stage_seconds({"denoising": 42.0, "pose": 0.2})
-    store.record_heartbeat("w1", {"tiny_model": False}, ttl_s=30)
+    StageStatistics(store.db).record({"denoising": 42.0, "pose": 0.2})
+    WorkerHeartbeats(store.db).record("w1", {"tiny_model": False}, ttl_s=30)
     text = client.get("/metrics").text
     assert 'mimicmotion_jobs{status="queued"} 2.0' in text
     assert "mimicmotion_queue_depth 2.0" in text and "mimicmotion_running_jobs 0.0" in text

@@ -31,7 +31,7 @@ class HookedStore(JobStore):
     """The real store, running ``on_progress`` after every progress write."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(JobStore.from_url(url).redis)
+        super().__init__(JobStore.from_url(url).db)
         self.stages: list[Stage] = []
         self.on_progress = lambda job_id, progress: None
 
@@ -88,7 +88,7 @@ def test_queued_job_past_its_deadline_fails_with_timeout_and_never_starts(
     assert failed.status is JobStatus.failed and failed.error is not None and failed.error.code == "timeout"
     assert store.stages == [] and not store.is_held(job.id)
     # The receiver hears that it failed, and never that it started.
-    assert [d.type for d in Deliveries(store).for_job(job.id)] == ["job.failed"]
+    assert [d.type for d in Deliveries(store.db).for_job(job.id)] == ["job.failed"]
 
 
 def test_running_job_past_its_deadline_stops_between_steps_and_the_worker_runs_the_next_job(
@@ -106,7 +106,7 @@ def test_running_job_past_its_deadline_stops_between_steps_and_the_worker_runs_t
     assert failed.status is JobStatus.failed and failed.error is not None and failed.error.code == "timeout"
     assert failed.output is None and not store.is_held(job.id)
     assert Stage.decoding not in store.stages  # stopped in the denoising loop
-    assert [d.type for d in Deliveries(store).for_job(job.id)] == ["job.started", "job.failed"]
+    assert [d.type for d in Deliveries(store.db).for_job(job.id)] == ["job.started", "job.failed"]
 
     store.on_progress, clock.offset = (lambda job_id, progress: None), timedelta(0)
     following = submit(store, inputs_url, params=QUICK)

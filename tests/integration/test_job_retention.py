@@ -49,7 +49,7 @@ def new_job(owner: str = "owner-a", **changes: Any) -> Job:
 
 
 def ttl(store: JobStore, key: str) -> int:
-    return int(store.redis.ttl(key))
+    return int(store.db.client.ttl(key))
 
 
 def assert_kept_for_retention(store: JobStore, key: str) -> None:
@@ -57,7 +57,7 @@ def assert_kept_for_retention(store: JobStore, key: str) -> None:
 
 
 def expire_now(store: JobStore, key: str) -> None:
-    assert store.redis.expire(key, 0), key
+    assert store.db.client.expire(key, 0), key
 
 
 @pytest.mark.parametrize("target", [JobStatus.succeeded, JobStatus.failed, JobStatus.canceled])
@@ -78,11 +78,11 @@ def test_job_store_terminal_transition_sets_the_retention_and_live_states_none(
 def test_job_store_requeued_job_loses_no_ttl_and_a_reaped_failure_gets_one(store: JobStore) -> None:
     job = store.create(new_job())
     store.claim(job.id, "w1", lease_s=30)
-    store.redis.delete(f"mm:lease:{job.id}")  # the worker is gone
+    store.db.client.delete(f"mm:lease:{job.id}")  # the worker is gone
     assert store.reap_lapsed(job.id, max_attempts=2) is not None  # back to the queue
     assert ttl(store, f"mm:job:{job.id}") == -1
     store.claim(job.id, "w2", lease_s=30)
-    store.redis.delete(f"mm:lease:{job.id}")
+    store.db.client.delete(f"mm:lease:{job.id}")
     reaped = store.reap_lapsed(job.id, max_attempts=2)
     assert reaped is not None and reaped.status is JobStatus.failed
     assert_kept_for_retention(store, f"mm:job:{job.id}")
@@ -104,7 +104,7 @@ def test_job_store_listing_skips_and_prunes_expired_ids_and_pages_past_them(stor
     third = store.list_jobs("owner-a", limit=3, cursor=second.next_cursor)
     assert [job.id for job in third.jobs] == [newest_first[6]] and third.next_cursor is None
 
-    assert store.redis.zrevrange("mm:owner:owner-a", 0, -1) == [newest_first[i] for i in (3, 5, 6)]
+    assert store.db.client.zrevrange("mm:owner:owner-a", 0, -1) == [newest_first[i] for i in (3, 5, 6)]
     assert [job.id for job in store.list_jobs("owner-a", limit=3).jobs] == [newest_first[i] for i in (3, 5, 6)]
 
 
@@ -128,7 +128,7 @@ def test_gateway_expired_job_answers_404_and_leaves_the_listing(tmp_path: Path, 
     assert (never.status_code, never.json()["error"]["code"]) == (404, "not_found")
     listing = client.get("/jobs", headers=AUTH).json()
     assert [job["id"] for job in listing["data"]] == [kept] and listing["next_cursor"] is None
-    assert store.redis.zrange(f"mm:owner:{owner_of_key(KEY)}", 0, -1) == [kept]
+    assert store.db.client.zrange(f"mm:owner:{owner_of_key(KEY)}", 0, -1) == [kept]
 
 
 def _webhook_job(store: JobStore) -> Job:
@@ -137,7 +137,7 @@ def _webhook_job(store: JobStore) -> Job:
 
 
 def test_deliveries_keys_expire_with_the_job_and_each_write_renews_them_all(store: JobStore) -> None:
-    deliveries = Deliveries(store)
+    deliveries = Deliveries(store.db)
     job = _webhook_job(store)
     started = deliveries.record_event(job, "job.started")
     assert started is not None
@@ -147,14 +147,14 @@ def test_deliveries_keys_expire_with_the_job_and_each_write_renews_them_all(stor
 
     # job.started has been retried for a day; recording job.succeeded keeps it (and the job's keys) too.
     for key in [f"mm:delivery:{started.id}", *job_keys]:
-        store.redis.expire(key, 3600)
+        store.db.client.expire(key, 3600)
     succeeded = deliveries.record_event(job, "job.succeeded")
     assert succeeded is not None
     for key in [f"mm:delivery:{started.id}", f"mm:delivery:{succeeded.id}", *job_keys]:
         assert_kept_for_retention(store, key)
 
     # An attempt's save renews the waiting job.succeeded with it.
-    store.redis.expire(f"mm:delivery:{succeeded.id}", 3600)
+    store.db.client.expire(f"mm:delivery:{succeeded.id}", 3600)
     deliveries.save(started)
     assert_kept_for_retention(store, f"mm:delivery:{succeeded.id}")
     assert ttl(store, "mm:webhooks_due") == -1  # shared by all jobs: never expires
@@ -165,7 +165,7 @@ def test_webhook_sender_drops_a_due_delivery_whose_record_expired(
 ) -> None:
     secret = SecretStr(webhooks.new_secret())
     settings = Settings(redis_url=redis_url, data_dir=tmp_path / "data", webhook_secret=secret)
-    deps = WebhookDeps(deliveries=Deliveries(store), storage=create_storage(settings), settings=settings)
+    deps = WebhookDeps(deliveries=Deliveries(store.db), storage=create_storage(settings), settings=settings)
     job = _webhook_job(store)
     delivery = deps.deliveries.record_event(job, "job.started")
     assert delivery is not None

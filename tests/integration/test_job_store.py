@@ -1,4 +1,4 @@
-"""JobStore against a real Redis: guarded transitions, claims, leases, listing, races."""
+"""JobStore against a real Redis: guarded transitions, claims, leases, listing, races, idempotency records."""
 
 import threading
 import uuid
@@ -60,7 +60,7 @@ def test_claim_runs_a_job_once_and_refuses_while_the_lease_is_live(store: JobSto
 def test_claim_takes_over_a_running_job_whose_lease_lapsed(store: JobStore) -> None:
     job = store.create(new_job())
     store.claim(job.id, "w1", lease_s=30)
-    store.redis.delete(f"mm:lease:{job.id}")  # the worker died: nobody renews its lease
+    store.db.client.delete(f"mm:lease:{job.id}")  # the worker died: nobody renews its lease
     taken = store.claim(job.id, "w2", lease_s=30)
     assert taken is not None and (taken.worker, taken.attempts) == ("w2", 2)
     with pytest.raises(InvalidTransitionError):  # the lost worker can no longer finish it
@@ -142,22 +142,15 @@ def test_list_jobs_pages_newest_first_per_owner(store: JobStore) -> None:
     assert [job.id for job in last.jobs] == [mine[0].id] and last.next_cursor is None
 
 
-def test_heartbeats_list_live_workers(store: JobStore) -> None:
-    store.record_heartbeat("gpu0@host", {"device": "cpu"}, ttl_s=30)
-    assert store.live_workers() == {"gpu0@host": {"device": "cpu"}}
-    store.remove_heartbeat("gpu0@host")
-    assert store.live_workers() == {}
-
-
 def _url(store: JobStore) -> str:
-    kwargs = store.redis.connection_pool.connection_kwargs
+    kwargs = store.db.client.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
 
 
 def test_list_jobs_refuses_a_forged_cursor(store: JobStore) -> None:
-    from core.jobs.store import InvalidCursorError
+    from core.errors import InvalidCursorError
 
-    with pytest.raises(InvalidCursorError):
+    with pytest.raises(InvalidCursorError, match="is not one this API returned"):
         store.list_jobs("me", cursor="1; DROP")
 
 
@@ -169,17 +162,6 @@ def test_status_counts_follow_transitions(store: JobStore) -> None:
     counts = store.status_counts()
     assert counts[JobStatus.queued] == 1 and counts[JobStatus.succeeded] == 1
     assert counts[JobStatus.canceled] == 1 and counts[JobStatus.running] == 0
-
-
-def test_stage_histograms_count_each_bucket(store: JobStore) -> None:
-    store.record_stage_seconds({"denoising": 42.0, "pose": 0.05})
-    store.record_stage_seconds({"denoising": 7000.0})
-    histograms = store.stage_histograms()
-    denoising = histograms["denoising"]
-    assert denoising.count == 2 and denoising.sum_s == pytest.approx(7042.0)
-    assert denoising.bucket_counts[7] == 1  # 42 s falls in the <= 60 s bucket
-    assert denoising.bucket_counts[-1] == 1  # +Inf
-    assert histograms["pose"].bucket_counts[0] == 1
 
 
 def test_create_enforces_the_owner_queue_limit_under_concurrency(store: JobStore) -> None:
@@ -210,7 +192,7 @@ def test_idempotency_records_bind_a_key_once(store: JobStore) -> None:
     from core.errors import IdempotencyConflictError
     from core.jobs.idempotency import IdempotencyRecords
 
-    records = IdempotencyRecords(store)
+    records = IdempotencyRecords(store.db)
     assert records.claim("me", "key-1", "print-a", "job-1") == "job-1"
     assert records.claim("me", "key-1", "print-a", "job-2") == "job-1"
     assert records.claim("you", "key-1", "print-a", "job-3") == "job-3"  # keys are per caller
@@ -218,3 +200,11 @@ def test_idempotency_records_bind_a_key_once(store: JobStore) -> None:
         records.claim("me", "key-1", "print-b", "job-4")
     records.release("me", "key-1")
     assert records.claim("me", "key-1", "print-b", "job-5") == "job-5"
+
+
+def test_store_writes_the_keys_that_keys_py_documents(store: JobStore) -> None:
+    job = store.create(new_job(owner="owner-k"))
+    store.claim(job.id, "w1", lease_s=30)
+    written = set(store.db.client.scan_iter(match="mm:*"))
+    job_keys = {f"mm:job:{job.id}", f"mm:lease:{job.id}", "mm:owner:owner-k"}
+    assert written == job_keys | {"mm:seq", "mm:running", "mm:status_counts"}  # mm:queued went with its last id

@@ -25,7 +25,7 @@ def running_job(store: JobStore, worker: str = "w1") -> Job:
 
 
 def lose_worker(store: JobStore, job_id: str) -> None:
-    store.redis.delete(f"mm:lease:{job_id}")  # what an expired lease looks like
+    store.db.client.delete(f"mm:lease:{job_id}")  # what an expired lease looks like
 
 
 def test_reap_requeues_a_job_whose_lease_lapsed_and_sends_it_again(store: JobStore) -> None:
@@ -71,7 +71,7 @@ def test_two_reapers_hand_a_job_back_once(store: JobStore) -> None:
     lose_worker(store, job.id)
     sent: list[str] = []
     first = reap_once(store, lambda job_id, _: sent.append(job_id), max_attempts=3)
-    second = reap_once(JobStore(store.redis), lambda job_id, _: sent.append(job_id), max_attempts=3)
+    second = reap_once(JobStore(store.db), lambda job_id, _: sent.append(job_id), max_attempts=3)
     assert first + second == [job.id] and sent == [job.id]
 
 
@@ -101,13 +101,13 @@ def test_reap_records_job_failed_for_a_job_that_asked_for_it(store: JobStore) ->
     store.claim(job.id, "w1", lease_s=30)
     lose_worker(store, job.id)
     reap_once(store, lambda *_: None, max_attempts=1)
-    assert [delivery.type for delivery in Deliveries(store).for_job(job.id)] == ["job.failed"]
+    assert [delivery.type for delivery in Deliveries(store.db).for_job(job.id)] == ["job.failed"]
 
 
 def test_resend_stranded_gives_an_old_queued_job_without_a_message_a_new_one(store: JobStore) -> None:
     from datetime import timedelta
 
-    from core.contract.queues import broker_queue_length
+    from core.jobs.broker import broker_queue_length
     from worker.reaper import resend_stranded
 
     old = store.create(
@@ -120,14 +120,14 @@ def test_resend_stranded_gives_an_old_queued_job_without_a_message_a_new_one(sto
 
     def send(job_id: str, queue: str) -> None:
         sent.append((job_id, queue))
-        store.redis.rpush(queue, job_id)  # what the broker holds once a message is sent
+        store.db.client.rpush(queue, job_id)  # what the broker holds once a message is sent
 
     later = old.created_at + timedelta(seconds=300)
-    waiting = lambda queue: broker_queue_length(store.redis, queue)  # noqa: E731
+    waiting = lambda queue: broker_queue_length(store.db.client, queue)  # noqa: E731
     assert resend_stranded(store, send, waiting, min_age_s=120, now=later) == ["stranded", "fresh"]
     # Once messages wait in the list, nothing more is sent for anyone.
     assert resend_stranded(store, send, waiting, min_age_s=120, now=later) == []
-    store.redis.delete("gpu")
+    store.db.client.delete("gpu")
     assert resend_stranded(store, send, waiting, min_age_s=600, now=later) == []  # both younger than 600 s
     assert sent == [("stranded", "gpu"), ("fresh", "gpu")]
     assert fresh.id in store.queued_ids(10)

@@ -63,7 +63,7 @@ def store(redis_url: str) -> JobStore:
 
 @pytest.fixture
 def hook_deps(store: JobStore, hook_settings: Settings) -> WebhookDeps:
-    return WebhookDeps(deliveries=Deliveries(store), storage=create_storage(hook_settings), settings=hook_settings)
+    return WebhookDeps(deliveries=Deliveries(store.db), storage=create_storage(hook_settings), settings=hook_settings)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.jobs.store import DEFAULT_JOB_RETENTION_S
+from core.contract.records import DEFAULT_JOB_RETENTION_S
 from core.settings import Settings
 
 
