@@ -194,7 +194,7 @@ def test_pipeline_stops_when_on_step_raises_job_canceled(pipeline: MimicMotionPi
         if step == 2:
             raise JobCanceledError("canceled by the caller")
 
-    with pytest.raises(JobCanceledError):
+    with pytest.raises(JobCanceledError, match="canceled by the caller"):  # on_step's own error, untouched
         pipeline(image, pose_frames, seed=1, on_step=cancel_at_two, **SETTINGS)
     assert calls == [1, 2]
 

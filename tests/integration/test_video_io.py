@@ -207,7 +207,7 @@ def test_bad_videos_raise_their_typed_error(tmp_path: Path, name: str) -> None:
     assert type(caught.value) is error_class
     assert message in caught.value.message and name in caught.value.message
     if error_class is NotAVideoError:
-        with pytest.raises(NotAVideoError):
+        with pytest.raises(NotAVideoError, match=name):  # the message names the file
             probe_video(path)
 
 

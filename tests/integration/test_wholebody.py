@@ -1,6 +1,5 @@
 """WholebodyEstimator and the ONNX sessions end to end, on small ONNX files with the DWPose signatures."""
 
-import importlib.util
 import logging
 import shutil
 from pathlib import Path
@@ -19,9 +18,6 @@ from core.pose.records import Pose
 from core.pose.wholebody import POSE_MODEL_SPEC, WholebodyEstimator, to_pose
 
 NUM_ANCHORS = 8400
-needs_tiny_model = pytest.mark.skipif(
-    importlib.util.find_spec("core.models.tiny") is None, reason="core/models/tiny.py not written yet"
-)
 
 
 def _save(path: Path, graph: onnx.GraphProto) -> Path:
@@ -219,7 +215,6 @@ def test_create_session_refuses_a_file_with_the_wrong_signature(onnx_dir: Path) 
         create_session(onnx_dir / "persons.onnx", "cpu", POSE_MODEL_SPEC)
 
 
-@needs_tiny_model
 def test_from_model_files_runs_on_the_tiny_model(tiny_model_dir: Path) -> None:
     estimator = WholebodyEstimator.from_model_files(resolve_model_files(tiny_model_dir), device="cpu")
     image = np.random.default_rng(0).integers(0, 256, size=(120, 90, 3), dtype=np.uint8)
@@ -229,7 +224,6 @@ def test_from_model_files_runs_on_the_tiny_model(tiny_model_dir: Path) -> None:
     assert np.isfinite(pose.body).all() and np.isfinite(pose.body_scores).all()
 
 
-@needs_tiny_model
 def test_from_model_files_reports_a_corrupt_pose_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     broken = tmp_path / "model"
     shutil.copytree(tiny_model_dir, broken)

@@ -42,5 +42,5 @@ def test_job_params_rejects_overlap_not_below_tile_size() -> None:
 
 
 def test_job_params_rejects_unknown_fields() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="frames_overlap"):
         JobParams(frames_overlap=6)

@@ -69,7 +69,7 @@ def test_json_lines_carry_exceptions_and_text_lines_show_the_context(log_stream:
 
 def test_log_format_setting_accepts_text_and_json_only() -> None:
     assert Settings(log_format="json").log_format == "json"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="log_format"):
         Settings(log_format="xml")  # type: ignore[arg-type]
 
 

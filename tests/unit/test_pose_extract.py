@@ -8,7 +8,7 @@ import pytest
 from core.errors import MediaError, NoPersonError
 from core.pose.align import align_pose, fit_alignment
 from core.pose.draw import draw_pose
-from core.pose.extract import PoseEstimator, estimate_poses, extract_pose_frames, render_pose_frames
+from core.pose.extract import estimate_poses, extract_pose_frames, render_pose_frames
 from core.pose.records import Pose
 
 REFERENCE_HW = (48, 40)  # near square: the smallest 2160-short-side canvas, fast to draw
@@ -48,11 +48,6 @@ def tagged_images(num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     driving = np.zeros((num_frames, *VIDEO_HW, 3), dtype=np.uint8)
     driving[:, 0, 0, 0] = np.arange(1, num_frames + 1)
     return reference, driving
-
-
-def test_fixed_estimator_satisfies_protocol() -> None:
-    estimator: PoseEstimator = FixedEstimator({})
-    assert estimator.poses == {}
 
 
 def test_extract_pose_frames_draws_reference_then_aligned_driving_poses() -> None:

@@ -49,9 +49,9 @@ def test_job_create_refuses_non_http_or_malformed_urls(url: str) -> None:
 
 
 def test_job_create_refuses_bad_webhook_url_and_unknown_events() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="webhook_url"):
         _create(webhook_url="javascript:alert(1)")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="webhook_events"):
         _create(webhook_events=["job.exploded"])
 
 
@@ -61,7 +61,7 @@ def test_job_create_dedupes_webhook_events_keeping_order() -> None:
 
 
 def test_job_create_refuses_unknown_fields_and_bad_params() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="prompt"):
         _create(prompt="dance")
     with pytest.raises(ValidationError) as info:
         _create(params={"num_inference_steps": 0})

@@ -7,7 +7,7 @@ from core.contract.transitions import ALLOWED_TRANSITIONS, InvalidTransitionErro
 @pytest.mark.parametrize("terminal", sorted(TERMINAL_STATUSES))
 @pytest.mark.parametrize("target", list(JobStatus))
 def test_check_transition_refuses_leaving_a_terminal_state(terminal: JobStatus, target: JobStatus) -> None:
-    with pytest.raises(InvalidTransitionError):
+    with pytest.raises(InvalidTransitionError, match=f"a {terminal.value} job cannot become {target.value}"):
         check_transition(terminal, target)
 
 

@@ -39,13 +39,13 @@ def test_verify_accepts_the_librarys_signature_and_refuses_tampering_and_old_tim
     webhooks.verify(SECRET, headers, BODY, now=now)
     # Rotation: one of several space-separated signatures is enough.
     webhooks.verify(SECRET, {**headers, "webhook-signature": f"v1,bm90IGl0 {library_signature}"}, BODY, now=now)
-    for bad_headers, body, at in (
-        (headers, BODY + b" ", now),
-        ({**headers, "webhook-id": "msg_3"}, BODY, now),
-        (headers, BODY, now + 6 * 60),
-        ({k: v for k, v in headers.items() if k != "webhook-signature"}, BODY, now),
+    for bad_headers, body, at, reason in (
+        (headers, BODY + b" ", now, "no webhook-signature matches"),
+        ({**headers, "webhook-id": "msg_3"}, BODY, now, "no webhook-signature matches"),
+        (headers, BODY, now + 6 * 60, "more than 5 minutes from now"),
+        ({k: v for k, v in headers.items() if k != "webhook-signature"}, BODY, now, "missing or malformed"),
     ):
-        with pytest.raises(WebhookVerificationError):
+        with pytest.raises(WebhookVerificationError, match=reason):
             webhooks.verify(SECRET, bad_headers, body, now=at)
 
 
@@ -70,9 +70,12 @@ def test_retry_schedule_is_svix_like_with_bounded_jitter_then_exhausted() -> Non
     assert webhooks.retry_delay_s(schedule, len(schedule), rng) is None
 
 
-@pytest.mark.parametrize("value", ["", "5,-1", "a,b"])
-def test_bad_retry_schedule_is_refused(value: str) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("", "give at least one delay"), ("5,-1", "none negative"), ("a,b", "is not a comma-separated list of seconds")],
+)
+def test_bad_retry_schedule_is_refused(value: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
         events.parse_retry_schedule(value)
 
 
