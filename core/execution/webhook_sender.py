@@ -120,7 +120,8 @@ def _post(delivery: Delivery, deps: WebhookDeps) -> _Outcome:
     def outcome(status_code: int | None = None, error: str | None = None, permanent: bool = False) -> _Outcome:
         attempt = DeliveryAttempt(at=at, status_code=status_code, error=error,
                                   duration_s=round(time.monotonic() - started, 4))  # fmt: skip
-        return _Outcome(attempt, permanent=permanent or (status_code is not None and status_code == 410))
+        refused = status_code is not None and webhooks.is_permanent_refusal(status_code)
+        return _Outcome(attempt, permanent=permanent or refused)
 
     if not secret:
         return outcome(error="MIMICMOTION_WEBHOOK_SECRET is not set; webhooks cannot be signed", permanent=True)

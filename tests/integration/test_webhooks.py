@@ -21,7 +21,7 @@ from core.contract.queues import WEBHOOK_QUEUE
 from core.contract.records import Job, JobStatus
 from core.execution.run import RunDeps, run_job
 from core.execution.webhook_sender import WebhookDeps, deliver_webhook
-from core.jobs.deliveries import Deliveries, DeliveryState
+from core.jobs.deliveries import Deliveries, Delivery, DeliveryState
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import create_storage
@@ -203,6 +203,66 @@ def test_receiver_that_refuses_connections_is_retried_then_marked_failed(
     assert failed is not None and failed.state is DeliveryState.failed and len(failed.attempts) == 5
     assert all(a.status_code is None and "cannot connect" in (a.error or "") for a in failed.attempts)
     assert delivery.id not in hook_deps.deliveries.due_ids()
+
+
+def _one_attempt(hook_deps: WebhookDeps, job: Job) -> Delivery:
+    """Record job.started and make one attempt at it, as the scheduler would when it falls due."""
+    delivery = hook_deps.deliveries.record_event(job, "job.started")
+    assert delivery is not None
+    deliver_webhook(delivery.id, hook_deps)
+    attempted = hook_deps.deliveries.get(delivery.id)
+    assert attempted is not None and len(attempted.attempts) == 1
+    return attempted
+
+
+def _is_retry_scheduled(hook_deps: WebhookDeps, delivery: Delivery) -> bool:
+    return delivery.next_retry_at is not None and delivery.id in hook_deps.deliveries.due_ids()
+
+
+def test_receiver_answering_410_gone_fails_the_delivery_after_one_attempt(
+    store: JobStore, hook_deps: WebhookDeps, inputs_url: str, receiver: Receiver
+) -> None:
+    receiver.answer = lambda r, webhook_id, event_type: 410
+    delivery = _one_attempt(hook_deps, store.create(_job(inputs_url, receiver, ALL_EVENTS)))
+
+    assert (delivery.state, delivery.attempts[0].status_code) == (DeliveryState.failed, 410)
+    assert not _is_retry_scheduled(hook_deps, delivery) and delivery.id not in hook_deps.deliveries.due_ids()
+    assert len(receiver.snapshot()) == 1
+
+
+def test_receiver_that_does_not_answer_in_time_gets_the_attempt_recorded_and_retried(
+    store: JobStore, hook_deps: WebhookDeps, inputs_url: str, receiver: Receiver
+) -> None:
+    answer_now = threading.Event()
+
+    def too_late(r: Receiver, webhook_id: str, event_type: str) -> int:
+        answer_now.wait(10)  # held open past the sender's timeout, released when the test ends
+        return 200
+
+    receiver.answer = too_late
+    impatient = WebhookDeps(deliveries=hook_deps.deliveries, storage=hook_deps.storage,
+                            settings=hook_deps.settings.model_copy(update={"webhook_timeout_s": 0.3}))  # fmt: skip
+    try:
+        delivery = _one_attempt(impatient, store.create(_job(inputs_url, receiver, ALL_EVENTS)))
+    finally:
+        answer_now.set()
+
+    attempt = delivery.attempts[0]
+    assert (attempt.status_code, attempt.error) == (None, "no answer within 0.3 s")
+    assert delivery.state is DeliveryState.pending and _is_retry_scheduled(hook_deps, delivery)
+
+
+@pytest.mark.parametrize("status", [302, 307])
+def test_receiver_that_redirects_is_not_followed_and_the_attempt_is_retried(
+    store: JobStore, hook_deps: WebhookDeps, inputs_url: str, receiver: Receiver, status: int
+) -> None:
+    with webhook_receiver(SECRET) as elsewhere:
+        receiver.answer, receiver.location = (lambda r, webhook_id, event_type: status), elsewhere.url
+        delivery = _one_attempt(hook_deps, store.create(_job(inputs_url, receiver, ALL_EVENTS)))
+        assert elsewhere.snapshot() == []  # the redirect target never hears of it
+
+    assert (delivery.state, delivery.attempts[0].status_code) == (DeliveryState.pending, status)
+    assert _is_retry_scheduled(hook_deps, delivery)
 
 
 def test_private_webhook_address_is_refused_without_the_allow_list(
