@@ -203,7 +203,7 @@ def test_fetch_caps_bytes_while_streaming_without_content_length(server: Server,
 
 def test_fetch_refuses_a_declared_length_over_the_cap_before_reading(server: Server, tmp_path: Path) -> None:
     # The server never sends the body: reading it would end in the read timeout, not this error.
-    with pytest.raises(InputTooLargeError):
+    with pytest.raises(InputTooLargeError, match=r"larger than the [\d,]+-byte limit"):
         fetch(server.url("/declared-huge"), tmp_path / "x.bin", read_timeout_s=10)
     assert list(tmp_path.iterdir()) == []
 
@@ -250,7 +250,7 @@ def test_fetch_revets_each_redirect_and_never_connects_to_a_forbidden_target(ser
         fetch(server.url("/to-internal"), tmp_path / "x.png")
     # The guard would have raised ForbiddenTestTrafficError on a connect to 10.0.0.5; the server saw one hop.
     assert [path for path, _ in server.requests] == ["/to-internal"]
-    with pytest.raises(ForbiddenAddressError):
+    with pytest.raises(ForbiddenAddressError, match=re.escape("internal.test resolves to 10.0.0.5, a private address")):
         fetch(server.url("/to-internal"), tmp_path / "x.png", allowed_networks=parse_allowed_networks("127.0.0.1/32"))
 
 

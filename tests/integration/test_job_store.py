@@ -32,9 +32,9 @@ def test_create_then_get_round_trips_the_record(store: JobStore) -> None:
 
 def test_get_hides_another_owners_job(store: JobStore) -> None:
     job = store.create(new_job(owner="a"))
-    with pytest.raises(JobNotFoundError):
+    with pytest.raises(JobNotFoundError, match=f"^no job {job.id}$"):  # the same answer as for a missing job
         store.get(job.id, owner="b")
-    with pytest.raises(JobNotFoundError):
+    with pytest.raises(JobNotFoundError, match=r"^no job missing$"):
         store.get("missing")
 
 
@@ -63,7 +63,7 @@ def test_claim_takes_over_a_running_job_whose_lease_lapsed(store: JobStore) -> N
     store.db.client.delete(f"mm:lease:{job.id}")  # the worker died: nobody renews its lease
     taken = store.claim(job.id, "w2", lease_s=30)
     assert taken is not None and (taken.worker, taken.attempts) == ("w2", 2)
-    with pytest.raises(InvalidTransitionError):  # the lost worker can no longer finish it
+    with pytest.raises(InvalidTransitionError, match="is not running on w1"):  # the lost worker cannot finish it
         store.transition(job.id, JobStatus.succeeded, worker="w1")
 
 
@@ -73,7 +73,7 @@ def test_terminal_jobs_refuse_every_transition_and_claim(store: JobStore) -> Non
     done = store.transition(job.id, JobStatus.failed, worker="w1", error=JobError(code="x", message="y"))
     assert done.finished_at is not None and not store.is_held(job.id)
     for target in JobStatus:
-        with pytest.raises(InvalidTransitionError):
+        with pytest.raises(InvalidTransitionError, match=f"a failed job cannot become {target.value}"):
             store.transition(job.id, target)
     assert store.claim(job.id, "w2", lease_s=30) is None
     assert store.get(job.id).status is JobStatus.failed
@@ -196,7 +196,7 @@ def test_idempotency_records_bind_a_key_once(store: JobStore) -> None:
     assert records.claim("me", "key-1", "print-a", "job-1") == "job-1"
     assert records.claim("me", "key-1", "print-a", "job-2") == "job-1"
     assert records.claim("you", "key-1", "print-a", "job-3") == "job-3"  # keys are per caller
-    with pytest.raises(IdempotencyConflictError):
+    with pytest.raises(IdempotencyConflictError, match="used with a different request body"):
         records.claim("me", "key-1", "print-b", "job-4")
     records.release("me", "key-1")
     assert records.claim("me", "key-1", "print-b", "job-5") == "job-5"
