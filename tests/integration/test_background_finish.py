@@ -18,6 +18,7 @@ from core.settings import Settings
 from core.storage import S3Storage, Storage, StoredObject, create_storage
 from tests.support.jobs import create_job
 from tests.support.processes import wait_for
+from tests.support.worker_settings import worker_settings
 from worker.finisher import BackgroundFinisher
 
 
@@ -38,10 +39,7 @@ class GatedStorage:
 
 @pytest.fixture
 def settings(tmp_path: Path, tiny_model_dir: Path, redis_url: str) -> Settings:
-    return Settings(
-        model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32",
-        redis_url=redis_url, fetch_allowed_networks="127.0.0.0/8", upload_attempts=2, upload_backoff_s=0.01,
-    )  # fmt: skip
+    return worker_settings(tmp_path, redis_url, tiny_model_dir, upload_attempts=2, upload_backoff_s=0.01)
 
 
 @pytest.fixture

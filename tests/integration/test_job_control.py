@@ -19,8 +19,8 @@ from core.contract.records import Job, JobStatus, Stage, utc_now
 from core.execution.run import RunDeps, run_job
 from core.jobs.deliveries import Deliveries
 from core.jobs.store import JobStore
-from core.settings import Settings
 from core.storage import create_storage
+from tests.support.worker_settings import worker_settings
 
 # Enough steps that a cancel or deadline lands mid-denoising; the job after it is quick.
 PARAMS = JobParams(resolution=128, num_inference_steps=4, tile_size=8, tile_overlap=2, sample_stride=2, fps=8, seed=3)
@@ -64,8 +64,7 @@ def clock() -> Clock:
 @pytest.fixture
 def deps(store: HookedStore, tmp_path: Path, tiny_model_dir: Path, redis_url: str, animator: Animator,
          clock: Clock) -> RunDeps:  # fmt: skip
-    settings = Settings(model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32",
-                        redis_url=redis_url, fetch_allowed_networks="127.0.0.0/8")  # fmt: skip
+    settings = worker_settings(tmp_path, redis_url, tiny_model_dir)
     return RunDeps(store=store, storage=create_storage(settings), animator=lambda: animator, settings=settings,
                    worker="gpu0@host", wall_clock=clock)  # fmt: skip
 

@@ -21,19 +21,12 @@ from core.settings import Settings
 from core.storage import create_storage
 from service.app import create_app
 from service.auth import owner_of_key
+from tests.support.task_senders import RecordingSender
 
 RETENTION_S = 3 * 24 * 3600  # not the default, so a TTL equal to it proves the setting was passed on
 KEY = "key-retention-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 BODY = {"image_url": "https://example.com/person.png", "video_url": "https://example.com/dance.mp4"}
-
-
-class RecordingSender:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def send_animate(self, job_id: str, *, queue: str = "gpu") -> None:
-        self.sent.append(job_id)
 
 
 @pytest.fixture

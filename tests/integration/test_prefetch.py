@@ -12,15 +12,13 @@ from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import create_storage
 from tests.support.jobs import create_job
+from tests.support.worker_settings import worker_settings
 from worker.prefetch import Prefetcher
 
 
 @pytest.fixture
 def settings(tmp_path: Path, tiny_model_dir: Path, redis_url: str) -> Settings:
-    return Settings(
-        model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32",
-        redis_url=redis_url, fetch_allowed_networks="127.0.0.0/8",
-    )  # fmt: skip
+    return worker_settings(tmp_path, redis_url, tiny_model_dir)
 
 
 def _deps(settings: Settings, animator: Animator, prefetch: Prefetcher | None) -> RunDeps:

@@ -14,6 +14,7 @@ from core.settings import Settings
 from core.storage import create_storage
 from core.video.decode import read_video_frames
 from tests.support.jobs import create_job
+from tests.support.worker_settings import worker_settings
 
 NUM_FRAMES, HEIGHT, WIDTH = 9, 192, 128  # TINY_PARAMS on the 17-frame drive.mp4
 
@@ -40,10 +41,7 @@ def store(redis_url: str) -> RecordingStore:
 
 @pytest.fixture
 def job_settings(tmp_path: Path, tiny_model_dir: Path, redis_url: str) -> Settings:
-    return Settings(
-        model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32",
-        redis_url=redis_url, fetch_allowed_networks="127.0.0.0/8",
-    )  # fmt: skip
+    return worker_settings(tmp_path, redis_url, tiny_model_dir)
 
 
 @pytest.fixture

@@ -1,11 +1,9 @@
 """run_job when the job store fails mid-job: the job is left to its lease (then reaped), never failed."""
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from core.animate import Animator, load_animator
@@ -14,10 +12,8 @@ from core.contract.records import Job, JobStatus, Stage
 from core.execution.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.models.files import resolve_model_files
-from core.settings import Settings
 from core.storage import create_storage
-from tests.support.file_server import file_server
-from tests.support.media import moving_person_frames, person_image, write_image, write_video
+from tests.support.worker_settings import worker_settings
 from worker.reaper import reap_once
 
 PARAMS = JobParams(resolution=128, num_inference_steps=3, tile_size=2, tile_overlap=1, sample_stride=1, fps=8, seed=1)
@@ -32,24 +28,14 @@ class BlinkingStore(JobStore):
         return super().update_running(job_id, worker, **changes)
 
 
-@pytest.fixture(scope="module")
-def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("inputs")
-    write_image(directory / "person.png", person_image(200, 150, seed=1))
-    write_video(directory / "drive.mp4", moving_person_frames(3, 96, 128, seed=2), fps=24)
-    with file_server(directory) as url:
-        yield url
-
-
 def test_store_failure_mid_job_leaves_the_job_to_its_lease(
-    redis_url: str, tmp_path: Path, tiny_model_dir: Path, inputs_url: str
+    redis_url: str, tmp_path: Path, tiny_model_dir: Path, short_inputs_url: str
 ) -> None:
-    settings = Settings(model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32",
-                        redis_url=redis_url, fetch_allowed_networks="127.0.0.0/8", lease_s=1)  # fmt: skip
+    settings = worker_settings(tmp_path, redis_url, tiny_model_dir, lease_s=1)
     animator: Animator = load_animator(resolve_model_files(tiny_model_dir), device="cpu", dtype="float32")
     store = BlinkingStore(JobStore.from_url(redis_url).db)
-    job = Job(id=uuid.uuid4().hex, owner="o", image_url=f"{inputs_url}/person.png",
-              video_url=f"{inputs_url}/drive.mp4", params=PARAMS)  # fmt: skip
+    job = Job(id=uuid.uuid4().hex, owner="o", image_url=f"{short_inputs_url}/person.png",
+              video_url=f"{short_inputs_url}/drive.mp4", params=PARAMS)  # fmt: skip
     store.create(job)
     deps = RunDeps(store=store, storage=create_storage(settings), animator=lambda: animator, settings=settings,
                    worker="w1")  # fmt: skip

@@ -29,7 +29,9 @@ from service.app import create_app
 from service.auth import owner_of_key
 from tests.support.network import forbid_non_loopback_traffic
 from tests.support.processes import wait_for
+from tests.support.task_senders import RecordingSender
 from tests.support.webhook_receiver import Receiver, webhook_receiver
+from tests.support.worker_settings import worker_settings
 from worker import webhooks as webhook_worker
 
 SECRET = webhooks.new_secret()
@@ -49,9 +51,8 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def hook_settings(tmp_path: Path, tiny_model_dir: Path, redis_url: str) -> Settings:
-    return Settings(
-        model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32", redis_url=redis_url,
-        fetch_allowed_networks="127.0.0.0/8", webhook_secret=SecretStr(SECRET), webhook_retry_schedule_s=FAST_RETRIES,
+    return worker_settings(
+        tmp_path, redis_url, tiny_model_dir, webhook_secret=SecretStr(SECRET), webhook_retry_schedule_s=FAST_RETRIES,
         webhook_timeout_s=5.0, api_keys=SecretStr(KEY), public_url="http://testserver",
     )  # fmt: skip
 
@@ -167,11 +168,7 @@ def test_canceling_a_queued_job_sends_job_canceled_and_the_job_never_starts(
     store: JobStore, hook_settings: Settings, hook_deps: WebhookDeps, receiver: Receiver,
     webhook_worker_running: None,
 ) -> None:  # fmt: skip
-    class Sender:
-        def send_animate(self, job_id: str, *, queue: str = "gpu") -> None:
-            pass
-
-    client = TestClient(create_app(hook_settings, store=store, task_sender=Sender()))
+    client = TestClient(create_app(hook_settings, store=store, task_sender=RecordingSender()))
     body = {"image_url": "https://example.com/p.png", "video_url": "https://example.com/d.mp4",
             "webhook_url": receiver.url, "webhook_events": ["job.started", "job.canceled", "job.failed"]}  # fmt: skip
     job = client.post("/jobs", json=body, headers=AUTH).json()
