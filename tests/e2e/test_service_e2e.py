@@ -4,7 +4,7 @@ a loopback HTTP server. All traffic stays on 127.0.0.1.
 """
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,7 @@ from moto.server import ThreadedMotoServer
 
 from core.jobs.store import JobStore
 from core.video.decode import read_video_frames
-from tests.support.file_server import file_server
-from tests.support.media import moving_person_frames, person_image, write_image, write_video
+from tests.support.input_files import InputServer
 from tests.support.processes import ServiceProcess, http_ok, mimicmotion, service_env, wait_for
 from tests.support.redis_server import free_port
 
@@ -27,7 +26,7 @@ pytestmark = pytest.mark.e2e
 TINY_PARAMS = {
     "resolution": 128, "num_inference_steps": 2, "tile_size": 8, "tile_overlap": 2, "sample_stride": 2, "fps": 8,
 }  # fmt: skip
-NUM_FRAMES, HEIGHT, WIDTH = 5, 192, 128
+NUM_DRIVING_FRAMES, NUM_FRAMES, HEIGHT, WIDTH = 9, 5, 192, 128
 BUCKET = "e2e-results"
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -56,15 +55,6 @@ def s3_client(s3_endpoint: str) -> Any:
     else:
         client.create_bucket(Bucket=BUCKET)
     return client
-
-
-@pytest.fixture(scope="module")
-def inputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("inputs")
-    write_image(directory / "person.png", person_image(200, 150, seed=1))
-    write_video(directory / "drive.mp4", moving_person_frames(9, 96, 128, seed=2), fps=24)
-    with file_server(directory) as url:
-        yield url
 
 
 class Stack:
@@ -137,7 +127,12 @@ def wait_until_finished(client: httpx.Client, job_ids: list[str], stack: Stack, 
 
 
 def test_submit_poll_download_through_the_presigned_url(
-    tmp_path: Path, redis_url: str, s3_endpoint: str, s3_client: Any, tiny_model_dir: Path, inputs_url: str
+    tmp_path: Path,
+    redis_url: str,
+    s3_endpoint: str,
+    s3_client: Any,
+    tiny_model_dir: Path,
+    input_servers: Callable[[int], InputServer],
 ) -> None:
     with ExitStack() as stack:
         services = start_stack(
@@ -145,7 +140,7 @@ def test_submit_poll_download_through_the_presigned_url(
             tiny_model_dir=tiny_model_dir, num_workers=1,
         )  # fmt: skip
         with httpx.Client(base_url=services.base_url, trust_env=False, timeout=10) as client:
-            job_id = submit(client, inputs_url, seed=7)["id"]
+            job_id = submit(client, input_servers(NUM_DRIVING_FRAMES).url, seed=7)["id"]
             (job,) = wait_until_finished(client, [job_id], services, timeout_s=90)
 
         assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
@@ -166,7 +161,12 @@ def test_submit_poll_download_through_the_presigned_url(
 
 
 def test_two_workers_twenty_jobs_each_run_exactly_once(
-    tmp_path: Path, redis_url: str, s3_endpoint: str, s3_client: Any, tiny_model_dir: Path, inputs_url: str
+    tmp_path: Path,
+    redis_url: str,
+    s3_endpoint: str,
+    s3_client: Any,
+    tiny_model_dir: Path,
+    input_servers: Callable[[int], InputServer],
 ) -> None:
     with ExitStack() as stack:
         services = start_stack(
@@ -174,6 +174,7 @@ def test_two_workers_twenty_jobs_each_run_exactly_once(
             tiny_model_dir=tiny_model_dir, num_workers=2,
         )  # fmt: skip
         with httpx.Client(base_url=services.base_url, trust_env=False, timeout=10) as client:
+            inputs_url = input_servers(NUM_DRIVING_FRAMES).url
             job_ids = [submit(client, inputs_url, seed=seed)["id"] for seed in range(20)]
             jobs = wait_until_finished(client, job_ids, services, timeout_s=150)
 

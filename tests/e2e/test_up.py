@@ -9,13 +9,13 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from core.video.decode import read_video_frames
-from tests.support.file_server import file_server
+from tests.support.input_files import InputServer
 from tests.support.media import moving_person_frames, person_image, write_image, write_video
 from tests.support.processes import http_ok, mimicmotion, service_env, wait_for
 from tests.support.redis_server import free_port
@@ -26,16 +26,6 @@ UP_LINE = re.compile(r"MimicMotion is up at (\S+) \(gateway pid (\d+), worker pi
 REDIS_LINE = re.compile(r"started redis-server on \S+ \(pid (\d+)")
 
 
-@pytest.fixture
-def inputs_url(tmp_path: Path) -> Iterator[str]:
-    directory = tmp_path / "inputs"
-    directory.mkdir()
-    write_image(directory / "person.png", person_image(200, 150, seed=1))
-    write_video(directory / "drive.mp4", moving_person_frames(9, 96, 128, seed=2), fps=24)
-    with file_server(directory) as url:
-        yield url
-
-
 def is_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -44,7 +34,10 @@ def is_gone(pid: int) -> bool:
     return False
 
 
-def test_up_serves_a_submitted_job_and_stops_everything_on_ctrl_c(tmp_path: Path, inputs_url: str) -> None:
+def test_up_serves_a_submitted_job_and_stops_everything_on_ctrl_c(
+    tmp_path: Path, input_servers: Callable[[int], InputServer]
+) -> None:
+    inputs_url = input_servers(9).url  # 9 driving frames: 5 samples at stride 2
     data_dir = tmp_path / "fresh"
     env = service_env({
         "MIMICMOTION_DATA_DIR": str(data_dir), "MIMICMOTION_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
