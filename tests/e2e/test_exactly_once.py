@@ -6,6 +6,7 @@ keeps versions, so every upload of a key is counted: a stale worker overwriting 
 same bytes would still leave a second version behind.
 """
 
+import re
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -30,6 +31,7 @@ WORKERS = ("w0", "w1")
 # Enough steps that a worker caught at step 2 still has most of them to go when it resumes.
 STEPS_20 = {**QUICK, "num_inference_steps": 20}
 NOTHING_TO_DO = "unknown, finished or held by a live worker; nothing to do"
+TASK_RETURNED = re.compile(r"Task mimicmotion\.animate\[[0-9a-f-]+\] succeeded in ")
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,11 @@ def taken_over(once: FaultStack, job_id: str, survivor: str) -> bool:
 
 def log_of(process: ServiceProcess) -> str:
     return process.logs(1_000_000)
+
+
+def tasks_returned(process: ServiceProcess) -> int:
+    """Animate tasks this worker has returned from (Celery acknowledges each message then)."""
+    return len(TASK_RETURNED.findall(log_of(process)))
 
 
 def test_frozen_worker_that_lost_its_lease_neither_uploads_nor_finishes_the_job(
@@ -163,20 +170,22 @@ def test_message_redelivered_after_its_worker_died_does_not_run_the_finished_job
     once: FaultStack, s3: Any, short_inputs_url: str
 ) -> None:
     services, store = once.services, once.store
+    returned_before = {name: tasks_returned(process) for name, process in services.workers.items()}
     job_id = submit(once.client, short_inputs_url, QUICK, seed=40)
     assert wait_for_terminal(once.client, [job_id], timeout_s=60, stack=services)[job_id]["status"] == "succeeded"
     finished = store.get(job_id)
-    ran, survivor = worker_of(store, job_id), other(worker_of(store, job_id))
+    ran, survivor = services.workers[worker_of(store, job_id)], services.workers[other(worker_of(store, job_id))]
     # Celery acknowledges the message when the task returns; then the worker dies.
-    wait_for(lambda: "Task mimicmotion.animate[" in log_of(services.workers[ran]) and " succeeded in " in
-             log_of(services.workers[ran]), timeout_s=30, message="the task to return")  # fmt: skip
-    services.workers[ran].process.send_signal(signal.SIGKILL)
-    services.workers[ran].process.wait(timeout=10)
+    wait_for(lambda: tasks_returned(ran) > returned_before[ran.name], timeout_s=30, message="the task to return")
+    ran.process.send_signal(signal.SIGKILL)
+    ran.process.wait(timeout=10)
+    handled = tasks_returned(survivor)
 
     create_task_sender(Settings(redis_url=services.env["MIMICMOTION_REDIS_URL"])).send_animate(job_id)
-    wait_for(lambda: f"job {job_id}: {NOTHING_TO_DO}" in log_of(services.workers[survivor]), timeout_s=30,
-             message="the survivor to receive the redelivered message")  # fmt: skip
+    wait_for(lambda: tasks_returned(survivor) > handled, timeout_s=60,
+             message="the survivor to take the redelivered message")  # fmt: skip
 
-    assert store.get(job_id) == finished  # not run, not touched
+    assert store.get(job_id) == finished, log_of(survivor)  # not run again, not touched
+    assert f"job {job_id}: {NOTHING_TO_DO}" in log_of(survivor)
     assert finished.output is not None
     assert stored_versions(s3, f"jobs/{job_id}/output.mp4") == [finished.output.sha256]
