@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR := .mimicmotion/demo
 
-.PHONY: install system-deps test lint up try demo clean
+.PHONY: install system-deps test lint up try demo clean gpu-check
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ system-deps:
 
 test: system-deps lint
 	$(BIN)/pytest
+
+# On a CUDA machine: pytest -m gpu tests/gpu and the GPU benchmarks, each under a timeout (under 8 minutes
+# in all), into one JSON report (README, Performance). Without CUDA it runs nothing and says so.
+gpu-check: install
+	$(BIN)/python -m bench.gpu_check --out .mimicmotion/gpu-check.json
 
 # Redis (started if none answers), the gateway on :8000 and one worker; a tiny random model
 # unless MIMICMOTION_MODEL_DIR points at real weights.
