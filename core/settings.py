@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = Field(
         default=SecretStr(""),
         description="Standard Webhooks signing secret, whsec_ followed by base64 of 24 to 64 random bytes. "
-        "Empty: jobs may not ask for events.",
+        "Empty: jobs may not ask for webhooks.",
     )
     webhook_timeout_s: float = Field(
         default=15.0, gt=0, le=120, description="Time a webhook receiver has to answer one delivery attempt."
