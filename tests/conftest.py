@@ -14,6 +14,15 @@ if TYPE_CHECKING:
     from tests.support.input_files import InputServer
 
 
+@pytest.fixture(autouse=True)
+def _fresh_log_context() -> Iterator[None]:
+    """Fields a test binds to the log context (a job's stage) end with it, so no later test's lines carry them."""
+    from core.log_format import log_context
+
+    with log_context():
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model directory with the real layout, built once per test run."""
