@@ -21,15 +21,25 @@ class GeneratedFrames:
     params: JobParams  # as run, with the seed actually used
 
 
-def encode_results(generated: GeneratedFrames, job_id: str, tmp: Path) -> list[ResultFile]:
+def result_prefix(job_id: str, attempt: int) -> str:
+    """Where one claim of a job stores its files: ``jobs/{id}/attempt-{n}/``.
+
+    Every claim has its own attempt number (the claim counts it under the lease), so a worker that
+    lost the job mid-upload and wakes up later writes, and on failure removes, only its own files,
+    never those of the worker that took the job over.
+    """
+    return f"jobs/{job_id}/attempt-{attempt}/"
+
+
+def encode_results(generated: GeneratedFrames, prefix: str, tmp: Path) -> list[ResultFile]:
     """H.264 of the result and of the pose frames aligned with it (the reference's own pose dropped),
-    as the files to upload under the job's own keys, in upload order."""
+    as the files to upload under ``prefix``, in upload order."""
     fps = generated.params.fps
     write_mp4(generated.frames, tmp / "output.mp4", fps)
     write_mp4(generated.pose_frames[1:], tmp / "pose.mp4", fps)
     return [
-        ResultFile(f"jobs/{job_id}/pose.mp4", tmp / "pose.mp4", "video/mp4"),
-        ResultFile(f"jobs/{job_id}/output.mp4", tmp / "output.mp4", "video/mp4"),
+        ResultFile(f"{prefix}pose.mp4", tmp / "pose.mp4", "video/mp4"),
+        ResultFile(f"{prefix}output.mp4", tmp / "output.mp4", "video/mp4"),
     ]
 
 

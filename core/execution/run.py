@@ -30,7 +30,7 @@ from core.execution.lease import LeaseKeeper
 from core.execution.outcome import Outcome, Succeeded, WorkerStoppingError, attempt
 from core.execution.prefetch import InputsPrefetch
 from core.execution.progress import ProgressReporter
-from core.execution.results import GeneratedFrames, encode_results, job_output
+from core.execution.results import GeneratedFrames, encode_results, job_output, result_prefix
 from core.execution.upload import upload_results
 from core.jobs.deliveries import Deliveries
 from core.jobs.store import JobStore
@@ -179,9 +179,9 @@ class _JobRun:
         # 6. Encode the result, and the pose frames aligned with it
         progress.start(Stage.encoding)
         with timer.stage(Stage.encoding):
-            files = encode_results(generated, self.job.id, self.tmp)
-        # 7. Upload under the job's own keys (a redelivery overwrites only its own earlier attempt), both
-        #    files or neither: storage faults are retried with backoff, then fail as storage_error.
+            files = encode_results(generated, result_prefix(self.job.id, self.job.attempts), self.tmp)
+        # 7. Upload under this attempt's own keys (a stale worker never touches another attempt's files),
+        #    both files or neither: storage faults are retried with backoff, then fail as storage_error.
         progress.start(Stage.uploading)
         with timer.stage(Stage.uploading):
             pose, video = upload_results(

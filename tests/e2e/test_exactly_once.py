@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
+from core.contract.records import Job
 from core.settings import Settings
 from service.queue import create_task_sender
 from tests.support.fault_stack import QUICK, FaultStack, denoising, fault_stack, submit, worker_of
@@ -63,11 +64,23 @@ def once(module_stack: FaultStack) -> FaultStack:
     return module_stack
 
 
-def stored_versions(s3: Any, key: str) -> list[str]:
-    """The sha256 of every version ever stored under ``key``, oldest first."""
-    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=key).get("Versions", [])
-    ordered = sorted((v for v in versions if v["Key"] == key), key=lambda v: v["LastModified"])
-    return [s3.head_object(Bucket=BUCKET, Key=key, VersionId=v["VersionId"])["Metadata"]["sha256"] for v in ordered]
+def stored_versions(s3: Any, job_id: str) -> dict[str, list[str]]:
+    """Every key ever stored under the job's prefix, with the sha256 of each of its versions, oldest first."""
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=f"jobs/{job_id}/").get("Versions", [])
+    stored: dict[str, list[str]] = {}
+    for version in sorted(versions, key=lambda v: v["LastModified"]):
+        head = s3.head_object(Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"])
+        stored.setdefault(version["Key"], []).append(head["Metadata"]["sha256"])
+    return stored
+
+
+def assert_only_the_records_files(s3: Any, record: Job) -> None:
+    """One upload of each result file, the one the record names, and nothing else under the job's prefix."""
+    assert record.output is not None
+    stored = stored_versions(s3, record.id)
+    assert sorted(stored) == sorted([record.output.video_key, record.output.pose_video_key]), stored
+    assert stored[record.output.video_key] == [record.output.sha256]
+    assert len(stored[record.output.pose_video_key]) == 1
 
 
 def other(name: str) -> str:
@@ -115,8 +128,7 @@ def test_frozen_worker_that_lost_its_lease_neither_uploads_nor_finishes_the_job(
     assert f"job {job_id}: succeeded" not in log_of(stale) and f"job {job_id}: failed" not in log_of(stale)
     assert log_of(services.workers[survivor]).count(f"job {job_id}: succeeded") == 1
     # One upload of each file, the survivor's, and it is the one the record describes.
-    assert stored_versions(s3, f"jobs/{job_id}/output.mp4") == [record.output.sha256], services.logs()
-    assert len(stored_versions(s3, f"jobs/{job_id}/pose.mp4")) == 1
+    assert_only_the_records_files(s3, record)
     assert stale.is_running()  # the stale worker lives on to take the next job
 
 
@@ -161,8 +173,7 @@ def test_each_job_runs_once_when_its_task_message_is_delivered_twice(
         record = store.get(job_id)
         assert (jobs[job_id]["status"], record.attempts) == ("succeeded", 1), f"{record}\n{services.logs()}"
         assert logs.count(f"job {job_id}: succeeded") == 1 and logs.count(f"job {job_id}: started on") == 1
-        assert record.output is not None
-        assert stored_versions(s3, f"jobs/{job_id}/output.mp4") == [record.output.sha256]
+        assert_only_the_records_files(s3, record)
     assert store.running_ids() == [] and store.queue_length() == 0
 
 
@@ -187,5 +198,4 @@ def test_message_redelivered_after_its_worker_died_does_not_run_the_finished_job
 
     assert store.get(job_id) == finished, log_of(survivor)  # not run again, not touched
     assert f"job {job_id}: {NOTHING_TO_DO}" in log_of(survivor)
-    assert finished.output is not None
-    assert stored_versions(s3, f"jobs/{job_id}/output.mp4") == [finished.output.sha256]
+    assert_only_the_records_files(s3, finished)

@@ -205,7 +205,7 @@ def test_s3_back_during_the_backoff_stores_both_files(
 
         assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
         keys = sorted(item["Key"] for item in s3.client().list_objects_v2(Bucket=BUCKET)["Contents"])
-        assert keys == [f"jobs/{job_id}/output.mp4", f"jobs/{job_id}/pose.mp4"]
+        assert keys == [f"jobs/{job_id}/attempt-1/output.mp4", f"jobs/{job_id}/attempt-1/pose.mp4"]
 
 
 def test_worker_killed_while_storing_a_result_in_the_background_has_the_job_run_again(
@@ -230,7 +230,7 @@ def test_worker_killed_while_storing_a_result_in_the_background_has_the_job_run_
         assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
         assert (record.attempts, record.worker) == (2, f"{survivor}@stack")
         keys = sorted(item["Key"] for item in s3.client().list_objects_v2(Bucket=BUCKET)["Contents"])
-        assert keys == [f"jobs/{job_id}/output.mp4", f"jobs/{job_id}/pose.mp4"]
+        assert keys == [f"jobs/{job_id}/attempt-2/output.mp4", f"jobs/{job_id}/attempt-2/pose.mp4"]
 
 
 def test_sigterm_waits_for_a_result_still_being_stored_in_the_background(

@@ -123,7 +123,7 @@ def test_the_next_job_waits_while_the_previous_result_is_still_being_stored(
 
     assert [deps.store.get(job_id).status for job_id in (first, second)] == [JobStatus.succeeded] * 2
     names = ("pose.mp4", "output.mp4")
-    assert storage.keys == [f"jobs/{job_id}/{name}" for job_id in (first, second) for name in names]
+    assert storage.keys == [f"jobs/{job_id}/attempt-1/{name}" for job_id in (first, second) for name in names]
     assert ended == [(first, JobStatus.succeeded), (second, JobStatus.succeeded)]
 
 

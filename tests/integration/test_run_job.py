@@ -66,7 +66,8 @@ def test_run_job_succeeds_with_output_keys_progress_and_timings(
     assert job.status is JobStatus.succeeded, job.error
     assert job.attempts == 1 and job.finished_at is not None
     assert job.output is not None
-    assert (job.output.video_key, job.output.pose_video_key) == (f"jobs/{job_id}/output.mp4", f"jobs/{job_id}/pose.mp4")
+    prefix = f"jobs/{job_id}/attempt-1/"  # the first claim's own keys
+    assert (job.output.video_key, job.output.pose_video_key) == (f"{prefix}output.mp4", f"{prefix}pose.mp4")
     output = job.output
     assert (output.num_frames, output.height, output.width, output.fps) == (NUM_FRAMES, HEIGHT, WIDTH, 8)
     assert job.output.duration_s == pytest.approx(NUM_FRAMES / 8)
