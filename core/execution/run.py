@@ -114,10 +114,6 @@ def run_job(job_id: str, deps: RunDeps) -> None:
         deps.finisher.submit(job_id, functools.partial(contextvars.copy_context().run, finish))
 
 
-def _no_sync() -> None:
-    return None
-
-
 class _JobRun:
     """One claimed job's stages; progress, lease, timing and the final write are its collaborators."""
 
@@ -129,7 +125,10 @@ class _JobRun:
             min_interval_s=deps.min_progress_interval_s, webhook_interval_s=deps.webhook_progress_interval_s,
             webhook_min_fraction=deps.webhook_progress_min_fraction,
         )  # fmt: skip
-        self.timer = StageTimer(deps.clock)  # Job.timings: the seconds of each stage the job ran
+        # Job.timings: the seconds of each stage the job ran. Only the model stages wait for the device:
+        # encoding and upload may run beside the next job's GPU work (background finishing), which a
+        # device-wide synchronize would wait for.
+        self.timer = StageTimer(deps.clock)
         self.final_write = FinalWrite(deps.store, job.id, deps.worker, self.events)
 
     def generate(self) -> GeneratedFrames:
@@ -139,7 +138,7 @@ class _JobRun:
         self.events.record(job, "job.started")
         animator = self.deps.animator()
         pipeline = animator.pipeline
-        timer.synchronize = pipeline.synchronize  # a stage's queued device work ends inside it
+        on_device = pipeline.synchronize  # a model stage's queued device work ends inside it
         # 1. Fetch and decode the inputs (refused addresses, caps and bad media fail the job here),
         #    unless the worker prepared them, poses too, while the previous job denoised.
         progress.start(Stage.fetching)
@@ -154,7 +153,7 @@ class _JobRun:
         params = with_seed(job.params)  # the seed actually used is recorded with the result
         assert params.seed is not None
         progress.start(Stage.conditioning)
-        with timer.stage(Stage.conditioning):
+        with timer.stage(Stage.conditioning, synchronize=on_device):
             state = pipeline.prepare_denoising(
                 posed.reference_image, posed.pose_frames, seed=params.seed,
                 num_inference_steps=params.num_inference_steps, guidance_scale=params.guidance_scale,
@@ -162,20 +161,17 @@ class _JobRun:
                 tile_overlap=params.tile_overlap, sigma_schedule=params.sigma_schedule,
             )  # fmt: skip
         # 4. Denoising; after each step, on_step stops a job that is no longer ours and reports
-        with timer.stage(Stage.denoising):
+        with timer.stage(Stage.denoising, synchronize=on_device):
             latents = pipeline.denoise(state, on_step=self.on_step)
         # 5. VAE decoding to uint8 frames, the reference frame dropped
         progress.start(Stage.decoding)
-        with timer.stage(Stage.decoding):
+        with timer.stage(Stage.decoding, synchronize=on_device):
             frames = pipeline.decode(latents, decode_chunk_size=settings.decode_chunk_size)
         return GeneratedFrames(frames, posed.pose_frames, params)
 
     def store(self, generated: GeneratedFrames) -> Succeeded:
         """Stages 6-7, CPU and I/O: encode the result and its pose video, then upload both."""
         settings, progress, timer = self.deps.settings, self.progress, self.timer
-        # These run beside the next job's GPU work (background finishing), which a device-wide
-        # synchronize would wait for; they queue no device work of their own.
-        timer.synchronize = _no_sync
         # 6. Encode the result, and the pose frames aligned with it
         progress.start(Stage.encoding)
         with timer.stage(Stage.encoding):
