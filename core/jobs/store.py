@@ -23,6 +23,16 @@ from core.errors import InvalidCursorError, JobNotFoundError, QueueLimitError
 from core.jobs.keys import KeyedRedis
 
 _MAX_TXN_RETRIES = 50
+# Extends the lease only while ``worker`` holds it, in one atomic step: the holder's lease thread and its
+# denoising steps renew concurrently, and an optimistic WATCH loop could lose every race and read a live
+# lease as lost (the job would then stop as taken over).
+_RENEW_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+  return 1
+end
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class JobStore:
         self.db = db
         self._redis = db.client
         self._keys = db.keys
+        self._renew_lease = self._redis.register_script(_RENEW_LEASE)
 
     @classmethod
     def from_url(
@@ -192,22 +203,7 @@ class JobStore:
 
     def renew_lease(self, job_id: str, worker: str, *, lease_s: int) -> bool:
         """Extend the lease if ``worker`` still holds it; False means the job was taken or finished."""
-        key = self._keys.lease(job_id)
-        for _ in range(_MAX_TXN_RETRIES):
-            with self._redis.pipeline() as pipe:
-                pipe.watch(key)
-                if pipe.get(key) != worker:
-                    return False
-                pipe.multi()
-                pipe.set(key, worker, ex=lease_s)
-                try:
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    # The holder's lease thread and its steps renew concurrently: a WatchError means the
-                    # key changed, not that it was taken. Read it again (a taken lease then says so).
-                    continue
-        return False
+        return bool(self._renew_lease(keys=[self._keys.lease(job_id)], args=[worker, lease_s]))
 
     def update_running(self, job_id: str, worker: str, **changes: Any) -> Job | None:
         """Change fields (progress, timings) of a job ``worker`` is running; None if it no longer is."""
