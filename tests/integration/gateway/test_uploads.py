@@ -287,3 +287,18 @@ def test_a_job_reads_the_upload_bytes_from_storage(tmp_path: Path, settings: Set
 
     assert decoded_image.shape == (64, 48, 3) and decoded_video.frames.shape[0] == 3
     assert (tmp_path / "image").read_bytes() == media["person.png"]
+
+
+def test_a_job_whose_upload_was_deleted_after_submission_fails_as_input_unreachable(
+    tmp_path: Path, settings: Settings, store: JobStore, storage: LocalStorage, client: TestClient,
+    media: dict[str, bytes],
+) -> None:
+    from core.errors import InputUnreachableError
+    from core.execution.inputs import fetch_job_inputs
+
+    image = uploaded(client, media["person.png"], "a.png")
+    job_id = client.post("/jobs", json={**BODY, "image_url": image["url"]}, headers=AUTH_A).json()["id"]
+    assert client.delete(f"/uploads/{image['id']}", headers=AUTH_A).status_code == 204
+
+    with pytest.raises(InputUnreachableError, match="no longer exists"):
+        fetch_job_inputs(store.get(job_id), settings, tmp_path, storage=storage, db=store.db)
