@@ -4,7 +4,9 @@ A multipart image and a direct (presigned S3 PUT) video make a job that succeeds
 ``Prefer: wait`` request; DELETE /jobs/{id} then removes its objects from the bucket.
 """
 
+import socket
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from tests.support.s3 import running_moto_server
 pytestmark = pytest.mark.e2e
 
 BUCKET = "uploads-e2e"
+UPLOAD_CAP = 1_000_000
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,8 @@ def s3() -> Iterator[Any]:
 def services(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, s3: Any) -> Iterator[FaultStack]:
     with ExitStack() as stack:
         yield fault_stack(stack, tmp_path_factory.mktemp("uploads-e2e"), tiny_model_dir, ["w0"],
-                          s3_endpoint_url=s3.meta.endpoint_url, s3_bucket=BUCKET)  # fmt: skip
+                          s3_endpoint_url=s3.meta.endpoint_url, s3_bucket=BUCKET,
+                          upload_max_bytes=UPLOAD_CAP)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +89,25 @@ def test_uploaded_inputs_make_a_job_that_succeeds_in_one_waiting_request_and_del
     assert keys_under(s3, f"jobs/{job['id']}/") == []
     assert httpx.get(job["output"]["video_url"], trust_env=False).status_code == 404
     assert client.get(f"/jobs/{job['id']}").json()["output"] is None
+
+
+def test_an_upload_over_the_cap_is_refused_while_it_streams(services: FaultStack) -> None:
+    """The 413 comes after the first bytes over the cap, while the client still has most of the body to send."""
+    declared = 10 * UPLOAD_CAP
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.mp4\"\r\n"
+            "Content-Type: video/mp4\r\n\r\n").encode()  # fmt: skip
+    address = urlsplit(services.services.base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as connection:
+        connection.sendall(
+            f"POST /uploads HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Length: {declared}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode() + head
+        )
+        sent = len(head)
+        connection.sendall(b"\0" * (UPLOAD_CAP + 65536))  # a little over the cap, far from the declared length
+        sent += UPLOAD_CAP + 65536
+        answer = connection.recv(4096).decode("latin-1")
+
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert "upload_too_large" in answer
+    assert sent < declared / 5
