@@ -99,7 +99,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = Field(
         default=SecretStr(""),
         description="Standard Webhooks signing secret, whsec_ followed by base64 of 24 to 64 random bytes. "
-        "Empty: jobs may not ask for webhooks.",
+        "Several, comma-separated, to rotate: each delivery carries a v1 signature by every one, so receivers can "
+        "move to the new secret before the old is removed. Empty: jobs may not ask for webhooks.",
     )
     webhook_timeout_s: float = Field(
         default=15.0, gt=0, le=120, description="Time a webhook receiver has to answer one delivery attempt."
@@ -130,7 +131,9 @@ class Settings(BaseSettings):
     )
     url_signing_key: SecretStr = Field(
         default=SecretStr(""),
-        description="Key that signs local /files URLs. Empty: a random key is made and kept under data_dir.",
+        description="Key that signs local /files URLs. Several, comma-separated, to rotate: new URLs are signed with "
+        "the first, URLs signed by any still work until they expire. Empty: a random key is made and kept under "
+        "data_dir.",
     )
     fetch_allowed_networks: Annotated[list[IPNetwork], NoDecode] = Field(
         default=[],
@@ -234,8 +237,8 @@ class Settings(BaseSettings):
     @field_validator("webhook_secret")
     @classmethod
     def _check_webhook_secret(cls, secret: SecretStr) -> SecretStr:
-        if secret.get_secret_value():
-            events.secret_key(secret.get_secret_value())  # raises ValueError naming the problem
+        for one in events.split_secrets(secret.get_secret_value()):
+            events.secret_key(one)  # raises ValueError naming the problem
         return secret
 
     @model_validator(mode="after")

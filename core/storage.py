@@ -326,8 +326,12 @@ class LocalStorage:
         self.root = settings.data_dir / "results"
         self._base_url = public_base_url(settings)
         self._clock = clock
-        secret = settings.url_signing_key.get_secret_value()
-        self._signing_key = secret.encode() if secret else _load_or_create_key(settings.data_dir / "url_signing.key")
+        # Rotation: several comma-separated keys; URLs are signed with the first and checked against every one,
+        # so links signed before the new key came first keep working until they expire.
+        configured = [key.strip().encode() for key in settings.url_signing_key.get_secret_value().split(",")]
+        self._signing_keys = [key for key in configured if key] or [
+            _load_or_create_key(settings.data_dir / "url_signing.key")
+        ]
 
     def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
         dest = self.root / validate_key(key)
@@ -364,7 +368,7 @@ class LocalStorage:
             return False
         if (self._clock() if now is None else now) >= expires:
             return False
-        return hmac.compare_digest(self._sign(key, expires), signature)
+        return any(hmac.compare_digest(self._sign(key, expires, with_key=k), signature) for k in self._signing_keys)
 
     def open_path(self, key: str) -> Path:
         """The file for ``key``; FileNotFoundError when there is none (the /files route answers 404)."""
@@ -458,13 +462,16 @@ class LocalStorage:
             return False
         if (self._clock() if now is None else now) >= expires:
             return False
-        return hmac.compare_digest(self._sign(key, expires, method="PUT"), signature)
+        return any(
+            hmac.compare_digest(self._sign(key, expires, method="PUT", with_key=k), signature)
+            for k in self._signing_keys
+        )
 
-    def _sign(self, key: str, expires: int, *, method: str = "GET") -> str:
+    def _sign(self, key: str, expires: int, *, method: str = "GET", with_key: bytes | None = None) -> str:
         # The newline keeps (key, expires) pairs apart: "a1" + "23" and "a" + "123" sign differently. A PUT
         # signature signs "PUT\n" first (no key holds a newline), so a download link never authorizes a write.
         message = f"{key}\n{expires}" if method == "GET" else f"{method}\n{key}\n{expires}"
-        return hmac.new(self._signing_key, message.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(with_key or self._signing_keys[0], message.encode(), hashlib.sha256).hexdigest()
 
 
 def _local_version(stat: os.stat_result) -> str:

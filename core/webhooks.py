@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from core.contract.events import RETRY_JITTER, SECRET_PREFIX, WebhookEvent, secret_key
+from core.contract.events import RETRY_JITTER, SECRET_PREFIX, WebhookEvent, secret_key, split_secrets
 from core.errors import MimicMotionError
 
 TIMESTAMP_TOLERANCE_S = 5 * 60  # the reference library's window for replayed or delayed messages
@@ -40,12 +40,17 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
 
 
-def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The three Standard Webhooks headers (plus the content type) for one attempt."""
+def signed_headers(secrets_setting: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers (plus the content type) for one attempt.
+
+    ``secrets_setting`` holds one secret or several (a rotation): the signature header then lists a ``v1,``
+    signature by each, space-separated, which the spec allows so receivers accept either.
+    """
+    signatures = " ".join(sign(secret, msg_id, timestamp, body) for secret in split_secrets(secrets_setting))
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "webhook-signature": signatures,
         "content-type": "application/json",
     }
 

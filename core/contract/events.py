@@ -4,6 +4,7 @@ retry schedule's default. Pure data and parsing; ``core.webhooks`` signs and ver
 
 import base64
 import binascii
+import re
 from typing import Literal, get_args
 
 from core.contract.records import JobStatus
@@ -23,6 +24,11 @@ SECRET_PREFIX = "whsec_"
 # Svix's schedule (service-practices §4.2): the delay before each attempt, the first one immediate.
 SVIX_RETRY_SCHEDULE_S: tuple[float, ...] = (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
 RETRY_JITTER = 0.1  # each delay is drawn from +-10 % so retries of many messages do not arrive in lockstep
+
+
+def split_secrets(value: str) -> tuple[str, ...]:
+    """The secrets in a setting that may hold several (comma- or space-separated), newest first."""
+    return tuple(part for part in re.split(r"[\s,]+", value.strip()) if part)
 
 
 def secret_key(secret: str) -> bytes:

@@ -231,3 +231,16 @@ def test_move_refuses_a_file_replaced_after_it_was_read(storage: LocalStorage, s
     storage.move("incoming/u1", "uploads/u1", version=version)
     assert storage.exists("uploads/u1") and not storage.exists("incoming/u1")
     assert storage.delete_prefix("uploads/") == 1 and not storage.exists("uploads/u1")
+
+
+def test_a_rotated_signing_key_keeps_old_links_working_until_they_expire(tmp_path: Path) -> None:
+    old = LocalStorage(make_settings(tmp_path, url_signing_key="old-key"), clock=lambda: NOW)
+    rotated = LocalStorage(make_settings(tmp_path, url_signing_key="new-key, old-key"), clock=lambda: NOW)
+    retired = LocalStorage(make_settings(tmp_path, url_signing_key="new-key"), clock=lambda: NOW)
+    old_link = query_of(old.url_for("jobs/j/output.mp4", 600).url)
+    new_link = query_of(rotated.url_for("jobs/j/output.mp4", 600).url)
+
+    assert rotated.verify_signed_path(*old_link) and rotated.verify_signed_path(*new_link)
+    assert new_link[2] != old_link[2]  # new links are signed with the first key
+    assert retired.verify_signed_path(*new_link) and not retired.verify_signed_path(*old_link)
+    assert not rotated.verify_signed_path(*old_link, now=old_link[1])  # expiry still holds

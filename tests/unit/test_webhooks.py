@@ -87,3 +87,21 @@ def test_event_body_is_the_job_object_with_type_first() -> None:
 def test_success_and_permanent_refusal_statuses() -> None:
     assert [webhooks.is_success(code) for code in (200, 204, 299, 301, 404, 500)] == [True] * 3 + [False] * 3
     assert webhooks.is_permanent_refusal(410) and not webhooks.is_permanent_refusal(404)
+
+
+def test_during_a_rotation_every_secret_signs_and_each_verifies_alone() -> None:
+    now, new = int(time.time()), webhooks.new_secret()
+    headers = webhooks.signed_headers(f"{new},{SECRET}", "msg_3", now, BODY)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, SECRET):  # the receiver may hold either while it moves over
+        assert Webhook(secret).verify(BODY, headers)["status"] == "succeeded"
+    with pytest.raises(LibraryVerificationError):
+        Webhook(webhooks.new_secret()).verify(BODY, headers)
+
+
+def test_settings_check_every_rotated_secret() -> None:
+    from core.settings import Settings
+
+    assert Settings(webhook_secret=f"{SECRET}, {webhooks.new_secret()}").webhook_secret.get_secret_value()
+    with pytest.raises(ValueError, match="whsec_"):
+        Settings(webhook_secret=f"{SECRET},not-a-secret")
