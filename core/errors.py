@@ -148,3 +148,13 @@ class UploadLimitError(MimicMotionError):
 
     code = "too_many_uploads"
     retry_after_s = 5  # an upload in flight ends within seconds to minutes
+
+
+class RedeliveryLimitError(MimicMotionError):
+    """The caller asked for more webhook redeliveries this minute than one API key may."""
+
+    code = "too_many_redeliveries"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -25,6 +25,7 @@ from core.errors import (
     MediaError,
     MimicMotionError,
     QueueLimitError,
+    RedeliveryLimitError,
     StorageError,
     UnsupportedMediaTypeError,
     UploadLimitError,
@@ -68,6 +69,7 @@ STATUS_BY_ERROR: dict[type[MimicMotionError], int] = {
     MediaError: 422,
     QueueLimitError: 429,
     UploadLimitError: 429,
+    RedeliveryLimitError: 429,
     QueueUnavailableError: 503,
     StorageError: 503,
     ConfigurationError: 500,
@@ -145,7 +147,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 
 def _headers_for(exc: MimicMotionError) -> dict[str, str] | None:
-    if isinstance(exc, QueueLimitError | UploadLimitError):
+    if isinstance(exc, QueueLimitError | UploadLimitError | RedeliveryLimitError):
         return {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, UnauthorizedError):
         return {"WWW-Authenticate": "Bearer"}

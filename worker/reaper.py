@@ -9,7 +9,7 @@ timeout), and a duplicate is harmless because only a claim runs a job.
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from core.contract.records import JobStatus, utc_now
@@ -85,10 +85,10 @@ class Reaper:
         interval_s: float,
         broker_queue_length: Callable[[str], int] | None = None,
         stranded_after_s: float = 600.0,
-        sweep_uploads: Callable[[], object] | None = None,
+        sweeps: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.store, self.send_task = store, send_task
-        self.sweep_uploads = sweep_uploads
+        self.sweeps = list(sweeps)  # expired uploads, local results past their retention
         self.max_attempts, self.interval_s = max_attempts, interval_s
         self.broker_queue_length, self.stranded_after_s = broker_queue_length, stranded_after_s
         self._stop = threading.Event()
@@ -109,8 +109,8 @@ class Reaper:
                     resend_stranded(
                         self.store, self.send_task, self.broker_queue_length, min_age_s=self.stranded_after_s
                     )
-                if self.sweep_uploads is not None:
-                    self.sweep_uploads()
+                for sweep in self.sweeps:
+                    sweep()
             except Exception:  # a Redis hiccup must not end the thread; the next pass tries again
                 logger.warning("reaper pass failed", exc_info=True)
             if self._stop.wait(self.interval_s):

@@ -27,6 +27,8 @@ from pydantic import BaseModel, Field
 
 from core.contract.events import EVENT_BY_STATUS, WebhookEvent
 from core.contract.records import Job, utc_now
+from core.contract.transitions import InvalidTransitionError
+from core.errors import RedeliveryLimitError
 from core.jobs.keys import KeyedRedis
 
 logger = logging.getLogger(__name__)
@@ -147,6 +149,30 @@ class Deliveries:
         keys = [self._keys.job_deliveries(job_id), self._keys.job_events_once(job_id)]
         for key in [*keys, *map(self._keys.delivery, delivery_ids)]:
             pipe.expire(key, self.retention_s)
+
+    def redeliver(self, delivery: Delivery, *, now: datetime | None = None) -> Delivery:
+        """Send a finished delivery again: pending and due now, with the same ``webhook-id`` and body, its
+        earlier attempts kept (the next attempt is appended; a failure retries on the schedule's remaining
+        delays). Raises InvalidTransitionError while it is still pending."""
+        if not delivery.state.is_final:
+            raise InvalidTransitionError(f"delivery {delivery.id} is still being delivered")
+        again = delivery.model_copy(update={"state": DeliveryState.pending, "next_retry_at": None, "finished_at": None})
+        self.save(again)
+        self.schedule(again.id, now or utc_now())
+        logger.info("job %s: webhook %s %s to be delivered again", delivery.job_id, delivery.type, delivery.id)
+        return again
+
+    def count_redelivery(self, owner: str, *, limit: int, now: float) -> None:
+        """Count one redelivery for ``owner`` in this minute. Raises RedeliveryLimitError past ``limit``."""
+        minute = int(now // 60)
+        key = self._keys.redeliveries(owner, minute)
+        with self._redis.pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count, _ = pipe.execute()
+        if int(count) > limit:
+            retry_after_s = max(1, int((minute + 1) * 60 - now))
+            raise RedeliveryLimitError(f"at most {limit} redeliveries a minute per API key", retry_after_s)
 
     def schedule(self, delivery_id: str, at: datetime) -> None:
         self._redis.zadd(self._keys.webhooks_due, {delivery_id: at.timestamp()})

@@ -20,6 +20,8 @@ pins each format. With the default prefix ``mm``:
 - ``mm:job_delivering:{job_id}``: lock held while one of the job's deliveries is being attempted
 - ``mm:idempotency:{owner}:{sha256 of the Idempotency-Key}``: the bound job id and the request's
   fingerprint as JSON; kept 24 hours
+- ``mm:redeliveries:{owner}:{minute}``: webhook redeliveries the owner asked for in that minute (a rate limit);
+  expires after two minutes
 - ``mm:upload:{id}``: an Upload as JSON; expires a while after the upload does (the sweeper deletes first)
 - ``mm:uploads_expiring``: sorted set of upload ids by the unix time their bytes may be deleted
 - ``mm:uploads_in_flight:{owner}``: sorted set of the owner's uploads streaming or awaiting their direct PUT,
@@ -93,6 +95,9 @@ class RedisKeys:
         # Hashed, so a long or odd Idempotency-Key still makes a short, plain Redis key.
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
         return f"{self.prefix}:idempotency:{owner}:{digest}"
+
+    def redeliveries(self, owner: str, minute: int) -> str:
+        return f"{self.prefix}:redeliveries:{owner}:{minute}"
 
     def upload(self, upload_id: str) -> str:
         return f"{self.prefix}:upload:{upload_id}"

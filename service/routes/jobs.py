@@ -11,11 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from core.contract.records import Job
 from core.jobs.idempotency import MAX_IDEMPOTENCY_KEY_LENGTH
 from core.jobs.store import JobStore
-from service import cancellation, removal, submission
+from service import cancellation, redelivery, removal, submission
 from service.deps import JobViewerDep, OwnerDep, SettingsDep, StorageDep, StoreDep, TaskSenderDep
 from service.errors import error_responses
 from service.prefer import MAX_WAIT_S, parse_prefer_wait
-from service.schemas import JobCreate, JobList, JobPublic
+from service.schemas import JobCreate, JobList, JobPublic, WebhookDeliveryPublic
 from service.sse import job_events
 
 JobId = Annotated[str, Path(max_length=64, description="The job's id.")]
@@ -119,6 +119,24 @@ def cancel_job(job_id: JobId, owner: OwnerDep, store: StoreDep, viewer: JobViewe
 )
 def delete_job(job_id: JobId, owner: OwnerDep, store: StoreDep, storage: StorageDep, viewer: JobViewerDep) -> JobPublic:
     return viewer.show(removal.remove_job_data(store, storage, job_id, owner=owner))
+
+
+@router.post(
+    "/{job_id}/webhooks/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=WebhookDeliveryPublic,
+    summary="Send a webhook event again",
+    description="The same event, body and webhook-id as before (URLs minted anew), as one more attempt; at most "
+    f"{redelivery.REDELIVERIES_PER_MINUTE} a minute per API key. A delivery still being retried is a 409.",
+    responses=error_responses(404, 409, 429),
+)
+def redeliver_webhook(
+    job_id: JobId,
+    delivery_id: Annotated[str, Path(max_length=64, description="The delivery's id (its webhook-id).")],
+    owner: OwnerDep,
+    store: StoreDep,
+) -> WebhookDeliveryPublic:
+    return WebhookDeliveryPublic.from_delivery(redelivery.redeliver(store, job_id, delivery_id, owner=owner))
 
 
 @router.get(
