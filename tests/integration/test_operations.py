@@ -1,4 +1,5 @@
-"""Local storage retention: result folders of jobs whose record expired are deleted (real Redis, local storage)."""
+"""Operations: local storage retention (result folders of jobs whose record expired) and the redelivery rate limit
+(real Redis, local storage)."""
 
 import os
 import time
@@ -50,3 +51,20 @@ def test_the_reapers_retention_pass_runs_at_most_every_interval(tmp_path: Path, 
     clock[0] += 601
     retention()
     assert not expired.exists()
+
+
+def test_redeliveries_are_limited_per_key_and_minute(redis_url: str) -> None:
+    import pytest
+
+    from core.errors import RedeliveryLimitError
+    from core.jobs.deliveries import Deliveries
+
+    deliveries = Deliveries(JobStore.from_url(redis_url).db)
+    minute_start = (time.time() // 60) * 60 + 3600 * 24  # a fresh window, 15 s into it
+    for _ in range(10):
+        deliveries.count_redelivery("owner-r", limit=10, now=minute_start + 15)
+    with pytest.raises(RedeliveryLimitError) as refused:
+        deliveries.count_redelivery("owner-r", limit=10, now=minute_start + 15)
+    assert refused.value.retry_after_s == 45
+    deliveries.count_redelivery("another-owner", limit=10, now=minute_start + 15)  # per key
+    deliveries.count_redelivery("owner-r", limit=10, now=minute_start + 61)  # the next minute
