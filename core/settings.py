@@ -77,6 +77,15 @@ class Settings(BaseSettings):
         description="Local storage and scratch space for the embedded default stack.",
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis for the queue and the job store.")
+    redis_sentinels: Annotated[list[tuple[str, int]], NoDecode] = Field(
+        default=[],
+        description="Comma-separated HOST:PORT of Redis Sentinels. Set: the job store, the Celery broker and the "
+        "webhook queue reach the master that the sentinels name (redis_sentinel_master) and follow a failover "
+        "without a restart; redis_url then gives only the database number and password.",
+    )
+    redis_sentinel_master: str = Field(
+        default="mymaster", min_length=1, description="The master's name in the sentinels' configuration."
+    )
     host: str = Field(default="127.0.0.1", description="Gateway bind address (`--host` overrides).")
     port: int = Field(default=8000, ge=1, le=65535, description="Gateway bind port (`--port` overrides).")
     public_url: str | None = Field(
@@ -267,6 +276,19 @@ class Settings(BaseSettings):
         if not queues:
             raise ValueError(f"MIMICMOTION_WORKER_QUEUES {text!r}: name at least one queue, e.g. gpu")
         return queues
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _parse_sentinels(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        sentinels = []
+        for item in _split(value):
+            host, _, port = item.rpartition(":")
+            if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+                raise ValueError(f"MIMICMOTION_REDIS_SENTINELS item {item!r}: write HOST:PORT, e.g. 10.0.0.5:26379")
+            sentinels.append((host.strip("[]"), int(port)))
+        return sentinels
 
     @field_validator("tile_devices", mode="before")
     @classmethod

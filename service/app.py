@@ -48,7 +48,7 @@ def create_app(
     app.state.settings = settings
     app.state.api_keys = api_keys
     app.state.store = (
-        store if store is not None else JobStore.from_url(settings.redis_url, job_retention_s=settings.job_retention_s)
+        store if store is not None else JobStore.from_settings(settings)
     )
     app.state.storage = storage if storage is not None else create_storage(settings)
     app.state.task_sender = task_sender if task_sender is not None else create_task_sender(settings)

@@ -30,7 +30,8 @@ class CeleryTaskSender:
 
 def create_task_sender(settings: Settings) -> CeleryTaskSender:
     celery = Celery("mimicmotion-gateway", set_as_current=False)
-    celery.conf.update(celery_config(settings.redis_url))
+    celery.conf.update(celery_config(settings.redis_url, sentinels=settings.redis_sentinels,
+                                     sentinel_master=settings.redis_sentinel_master))
     # Fail a POST within seconds when the broker is down rather than retrying for long.
     celery.conf.update(
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}

@@ -22,7 +22,7 @@ def local_live_workers(heartbeats: WorkerHeartbeats, hostname: str) -> list[str]
 
 
 def main() -> int:
-    heartbeats = WorkerHeartbeats(KeyedRedis.from_url(get_settings().redis_url, socket_timeout_s=3.0))
+    heartbeats = WorkerHeartbeats(KeyedRedis.from_settings(get_settings(), socket_timeout_s=3.0))
     hostname = socket.gethostname()
     try:
         workers = local_live_workers(heartbeats, hostname)

@@ -58,7 +58,7 @@ def load(settings: Settings, name: str) -> Loaded:
     if settings.compile_unet:
         logger.info("worker %s: compiling the UNet (warm-up at the default job size)", name)
         logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
-    store = JobStore.from_url(settings.redis_url, job_retention_s=settings.job_retention_s)
+    store = JobStore.from_settings(settings)
     storage = create_storage(settings)
     prefetch = Prefetcher(store, storage, settings, animator, settings.worker_queues) if settings.prefetch else None
     _loaded = Loaded(

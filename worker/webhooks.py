@@ -39,7 +39,7 @@ def configure(deps: WebhookDeps) -> None:
 
 
 def webhook_deps(settings: Settings) -> WebhookDeps:
-    db = KeyedRedis.from_url(settings.redis_url, job_retention_s=settings.job_retention_s)
+    db = KeyedRedis.from_settings(settings)
     return WebhookDeps(deliveries=Deliveries(db), storage=create_storage(settings), settings=settings,
                        rng=random.Random())  # fmt: skip
 
@@ -55,7 +55,8 @@ def deliver_webhook(delivery_id: str) -> None:
 def create_webhook_celery(settings: Settings) -> Celery:
     """A Celery app for the webhooks queue: a thread pool, since attempts wait on the network."""
     app = Celery("mimicmotion-webhooks", set_as_current=True)
-    app.conf.update(celery_config(settings.redis_url))
+    app.conf.update(celery_config(settings.redis_url, sentinels=settings.redis_sentinels,
+                                  sentinel_master=settings.redis_sentinel_master))
     # A webhook attempt lasts at most webhook_timeout_s; the due set, not a long visibility timeout,
     # brings back the few whose worker died.
     app.conf.update(

@@ -7,6 +7,7 @@ Celery app is configured from the same dict, so the two cannot disagree.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 ANIMATE_TASK = "mimicmotion.animate"
 GPU_QUEUE = "gpu"
@@ -53,10 +54,27 @@ def queue_for(resolution: int, routes: Sequence[QueueRoute]) -> str:
     return queue
 
 
-def celery_config(redis_url: str, *, visibility_timeout_s: int = 6 * 3600) -> dict[str, Any]:
-    """Settings for a GPU job queue: one job per process, acknowledged only when it is done."""
+def celery_config(
+    redis_url: str,
+    *,
+    visibility_timeout_s: int = 6 * 3600,
+    sentinels: Sequence[tuple[str, int]] = (),
+    sentinel_master: str = "mymaster",
+) -> dict[str, Any]:
+    """Settings for a GPU job queue: one job per process, acknowledged only when it is done.
+
+    With ``sentinels``, the broker is kombu's sentinel transport: it asks them for the master and, after a
+    failover, reconnects to the promoted one (``redis_url`` then gives only the database and password).
+    """
+    broker_url, sentinel_options = redis_url, {}
+    if sentinels:
+        parts = urlsplit(redis_url)
+        auth = f"{parts.username or ''}:{parts.password}@" if parts.password else ""
+        database = parts.path.lstrip("/") or "0"
+        broker_url = ";".join(f"sentinel://{auth}{host}:{port}/{database}" for host, port in sentinels)
+        sentinel_options = {"master_name": sentinel_master}
     return {
-        "broker_url": redis_url,
+        "broker_url": broker_url,
         "result_backend": None,  # the job store in Redis is the record, not Celery's results
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -82,5 +100,6 @@ def celery_config(redis_url: str, *, visibility_timeout_s: int = 6 * 3600) -> di
             # Also how often kombu checks its idle BRPOP and pub/sub connections (default 25 s): a
             # half-open BRPOP connection is dropped and reopened within about 1 + 2 * 10 s.
             "health_check_interval": BROKER_HEALTH_CHECK_INTERVAL_S,
+            **sentinel_options,
         },
     }

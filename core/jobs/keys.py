@@ -31,9 +31,15 @@ The Celery broker's queue lists (named after each queue, no prefix) are kombu's,
 """
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis
+from redis.sentinel import Sentinel
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 from core.contract.records import DEFAULT_JOB_RETENTION_S
 
@@ -126,9 +132,41 @@ class KeyedRedis:
         socket_timeout_s: float = 5.0,
         job_retention_s: int = DEFAULT_JOB_RETENTION_S,
         prefix: str = "mm",
+        sentinels: Sequence[tuple[str, int]] = (),
+        sentinel_master: str = "mymaster",
     ) -> "KeyedRedis":
-        """A client that decodes replies to str and never waits on a socket longer than ``socket_timeout_s``."""
-        client = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
+        """A client that decodes replies to str and never waits on a socket longer than ``socket_timeout_s``;
+        with ``sentinels``, one that follows the master they name (see ``redis_client``)."""
+        client = redis_client(
+            url, socket_timeout_s=socket_timeout_s, sentinels=sentinels, sentinel_master=sentinel_master
         )
         return cls(client, RedisKeys(prefix), job_retention_s)
+
+    @classmethod
+    def from_settings(cls, settings: "Settings", *, socket_timeout_s: float = 5.0) -> "KeyedRedis":
+        """The process's client for ``settings``: its URL or its sentinels, and its job retention."""
+        return cls.from_url(
+            settings.redis_url, socket_timeout_s=socket_timeout_s, job_retention_s=settings.job_retention_s,
+            sentinels=settings.redis_sentinels, sentinel_master=settings.redis_sentinel_master,
+        )  # fmt: skip
+
+
+def redis_client(
+    url: str, *, socket_timeout_s: float, sentinels: Sequence[tuple[str, int]] = (), sentinel_master: str = "mymaster"
+) -> redis.Redis:
+    """A client of ``url``, or, with ``sentinels``, of the master they name.
+
+    The sentinel client asks the sentinels for the master's address on every new connection and drops its
+    connections when the one it reached is no longer master, so after a failover the next command (or its
+    retry) reaches the promoted replica without a restart. ``url`` still gives the database and password.
+    """
+    options = {"decode_responses": True, "socket_timeout": socket_timeout_s, "socket_connect_timeout": socket_timeout_s}
+    if not sentinels:
+        return redis.Redis.from_url(url, **options)
+    parsed = redis.connection.parse_url(url)
+    timeouts = {"socket_timeout": socket_timeout_s, "socket_connect_timeout": socket_timeout_s}
+    sentinel = Sentinel(list(sentinels), sentinel_kwargs=timeouts)
+    return sentinel.master_for(
+        sentinel_master, db=parsed.get("db", 0), password=parsed.get("password"), username=parsed.get("username"),
+        **options,
+    )  # fmt: skip

@@ -13,7 +13,7 @@ listing finds the record gone. The status counters are totals for /metrics and n
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -21,6 +21,9 @@ from core.contract.records import DEFAULT_JOB_RETENTION_S, Job, JobError, JobSta
 from core.contract.transitions import InvalidTransitionError, check_transition
 from core.errors import InvalidCursorError, JobNotFoundError, QueueLimitError
 from core.jobs.keys import KeyedRedis
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 _MAX_TXN_RETRIES = 50
 # Extends the lease only while ``worker`` holds it, in one atomic step: the holder's lease thread and its
@@ -56,6 +59,11 @@ class JobStore:
     ) -> "JobStore":
         """A store on its own client (``KeyedRedis.from_url``), for callers that need only the store."""
         return cls(KeyedRedis.from_url(url, socket_timeout_s=socket_timeout_s, job_retention_s=job_retention_s))
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "JobStore":
+        """The process's store: ``KeyedRedis.from_settings`` (the URL or the sentinels, the retention)."""
+        return cls(KeyedRedis.from_settings(settings))
 
     # Reads
     def ping(self) -> None:
