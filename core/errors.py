@@ -117,3 +117,34 @@ class QueueLimitError(MimicMotionError):
 
     code = "too_many_queued_jobs"
     retry_after_s = 30  # a job takes minutes; asking again sooner only adds load
+
+
+class UploadNotFoundError(JobNotFoundError):
+    """No such upload, or it expired, was deleted or belongs to another API key (not told apart)."""
+
+    code = "not_found"
+
+
+class UploadTooLargeError(MimicMotionError):
+    """An upload passed the byte cap; refused while it streams."""
+
+    code = "upload_too_large"
+
+
+class UnsupportedMediaTypeError(MimicMotionError):
+    """An upload is neither an image nor a video we accept; the message names what it looks like."""
+
+    code = "unsupported_media_type"
+
+
+class InvalidUploadError(MimicMotionError):
+    """An upload cannot be used: empty, not as declared, not completed, or not decodable."""
+
+    code = "invalid_upload"
+
+
+class UploadLimitError(MimicMotionError):
+    """The caller already has as many uploads in flight as one API key may have."""
+
+    code = "too_many_uploads"
+    retry_after_s = 5  # an upload in flight ends within seconds to minutes

@@ -139,6 +139,25 @@ class Settings(BaseSettings):
     fetch_max_image_bytes: int = Field(default=20_000_000, ge=1, description="Largest input image download.")
     fetch_max_video_bytes: int = Field(default=200_000_000, ge=1, description="Largest input video download.")
     fetch_timeout_s: float = Field(default=60.0, gt=0, description="Total time allowed for one input download.")
+    upload_max_bytes: int = Field(
+        default=200_000_000,
+        ge=1,
+        description="Largest file POST /uploads accepts (multipart or direct); refused while it streams. An image "
+        "upload must also fit fetch_max_image_bytes.",
+    )
+    upload_ttl_s: int = Field(
+        default=86_400,
+        ge=60,
+        description="How long an upload is kept; a job that uses it keeps it at least until the job's deadline.",
+    )
+    upload_url_ttl_s: int = Field(
+        default=3600, ge=60, le=604_800, description="Lifetime of a direct upload's signed PUT URL."
+    )
+    max_uploads_in_flight_per_key: int = Field(
+        default=8,
+        ge=1,
+        description="Uploads one API key may have streaming or waiting for their direct PUT at once (429 beyond).",
+    )
     max_video_frames: int = Field(
         default=2000, ge=1, description="Most driving frames a job may use after sample_stride."
     )

@@ -51,6 +51,16 @@ class PresignedUrl:
     expires_at: dt.datetime  # UTC
 
 
+@dataclass(frozen=True)
+class PresignedUpload:
+    """How a client sends bytes straight to storage: ``method`` ``url`` with ``headers``, before ``expires_at``."""
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    expires_at: dt.datetime  # UTC
+
+
 class Storage(Protocol):
     def put_file(self, key: str, path: Path, content_type: str) -> StoredObject: ...
 
@@ -63,6 +73,26 @@ class Storage(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix`` (a folder, ending in "/"); return how many."""
+        ...
+
+    def get_file(self, key: str, dest: Path) -> str:
+        """Copy the object to ``dest``; return its version tag (for ``move``). StorageError when missing."""
+        ...
+
+    def move(self, key: str, new_key: str, *, version: str) -> None:
+        """Rename an object, only if it is still the version ``get_file`` read (else StorageError)."""
+        ...
+
+    def presign_put(self, key: str, ttl_s: int, content_type: str) -> PresignedUpload:
+        """A URL through which a client PUTs the object's bytes itself, valid for ``ttl_s``."""
+        ...
+
+
+class MissingObjectError(StorageError):
+    """The object is not in storage (e.g. a direct upload whose bytes were never sent)."""
 
 
 def create_storage(settings: Settings) -> Storage:
@@ -116,6 +146,13 @@ def _digest(path: Path) -> tuple[int, str]:
             sha256.update(chunk)
             size_bytes += len(chunk)
     return size_bytes, sha256.hexdigest()
+
+
+def _check_prefix(prefix: str) -> str:
+    if not prefix.endswith("/"):
+        raise ValueError(f"prefix {prefix!r} must end with '/'")
+    validate_key(prefix.rstrip("/"))
+    return prefix
 
 
 def _check_ttl(ttl_s: int) -> None:
@@ -214,6 +251,58 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"deleting {key} from s3://{self._bucket} failed: {exc}") from exc
 
+    def delete_prefix(self, prefix: str) -> int:
+        _check_prefix(prefix)
+        deleted = 0
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:  # a listing page holds at most 1000 keys, as many as one delete_objects takes
+                    self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
+                    deleted += len(keys)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"deleting {prefix}* from s3://{self._bucket} failed: {exc}") from exc
+        return deleted
+
+    def get_file(self, key: str, dest: Path) -> str:
+        validate_key(key)
+        try:
+            head = self._client.head_object(Bucket=self._bucket, Key=key)
+            # IfMatch: the file is the version the ETag names, even if a PUT replaces the object meanwhile.
+            self._client.download_file(
+                self._bucket, key, str(dest), ExtraArgs={"IfMatch": head["ETag"]}, Config=self._transfer_config
+            )
+        except ClientError as exc:
+            if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                raise MissingObjectError(f"{key} is not in s3://{self._bucket}") from exc
+            raise StorageError(f"downloading {key} from s3://{self._bucket} failed: {exc}") from exc
+        except (BotoCoreError, Boto3Error) as exc:
+            raise StorageError(f"downloading {key} from s3://{self._bucket} failed: {exc}") from exc
+        return str(head["ETag"])
+
+    def move(self, key: str, new_key: str, *, version: str) -> None:
+        validate_key(key)
+        validate_key(new_key)
+        source = {"Bucket": self._bucket, "Key": key}
+        try:
+            # A server-side copy (no bytes through this process), of the checked version only.
+            self._client.copy_object(Bucket=self._bucket, Key=new_key, CopySource=source, CopySourceIfMatch=version)
+            self._client.delete_object(Bucket=self._bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"moving {key} to {new_key} in s3://{self._bucket} failed: {exc}") from exc
+
+    def presign_put(self, key: str, ttl_s: int, content_type: str) -> PresignedUpload:
+        validate_key(key)
+        _check_ttl(ttl_s)
+        expires_at = dt.datetime.fromtimestamp(int(self._clock()) + ttl_s, tz=dt.UTC)
+        params = {"Bucket": self._bucket, "Key": key, "ContentType": content_type}
+        try:
+            url = self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=ttl_s)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"signing an upload URL for {key} failed: {exc}") from exc
+        headers = {"Content-Type": content_type}
+        return PresignedUpload(url=str(url), method="PUT", headers=headers, expires_at=expires_at)
+
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
@@ -291,9 +380,71 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"deleting {key} under {self.root} failed: {exc}") from exc
 
-    def _sign(self, key: str, expires: int) -> str:
-        # The newline keeps (key, expires) pairs apart: "a1" + "23" and "a" + "123" sign differently.
-        return hmac.new(self._signing_key, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
+    def delete_prefix(self, prefix: str) -> int:
+        folder = self.root / _check_prefix(prefix).rstrip("/")
+        if not folder.is_dir():
+            return 0
+        deleted = sum(1 for path in folder.rglob("*") if path.is_file())
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise StorageError(f"deleting {prefix}* under {self.root} failed: {exc}") from exc
+        return deleted
+
+    def get_file(self, key: str, dest: Path) -> str:
+        path = self.root / validate_key(key)
+        try:
+            with path.open("rb") as source, dest.open("wb") as target:
+                version = _local_version(os.fstat(source.fileno()))  # the file opened, whatever replaces it
+                shutil.copyfileobj(source, target, _HASH_CHUNK_BYTES)
+        except FileNotFoundError as exc:
+            raise MissingObjectError(f"{key} is not stored under {self.root}") from exc
+        except OSError as exc:
+            raise StorageError(f"reading {key} under {self.root} failed: {exc}") from exc
+        return version
+
+    def move(self, key: str, new_key: str, *, version: str) -> None:
+        path, new_path = self.root / validate_key(key), self.root / validate_key(new_key)
+        try:
+            if _local_version(path.stat()) != version:
+                raise StorageError(f"{key} changed after it was read; check it again")
+            new_path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, new_path)
+        except FileNotFoundError as exc:
+            raise MissingObjectError(f"{key} is not stored under {self.root}") from exc
+        except OSError as exc:
+            raise StorageError(f"moving {key} to {new_key} under {self.root} failed: {exc}") from exc
+
+    def presign_put(self, key: str, ttl_s: int, content_type: str) -> PresignedUpload:
+        """A signed PUT /files URL of this gateway (the route takes only keys under ``incoming/``)."""
+        validate_key(key)
+        _check_ttl(ttl_s)
+        expires = int(self._clock()) + ttl_s
+        signature = self._sign(key, expires, method="PUT")
+        url = f"{self._base_url}/files/{quote(key, safe='/')}?expires={expires}&signature={signature}"
+        return PresignedUpload(
+            url=url, method="PUT", headers={"Content-Type": content_type},
+            expires_at=dt.datetime.fromtimestamp(expires, tz=dt.UTC),
+        )  # fmt: skip
+
+    def verify_signed_put(self, key: str, expires: int, signature: str, now: float | None = None) -> bool:
+        """True when ``signature`` was made by ``presign_put`` for this key and ``expires`` is still ahead."""
+        if not _KEY.fullmatch(key) or not _SIGNATURE.fullmatch(signature):
+            return False
+        if (self._clock() if now is None else now) >= expires:
+            return False
+        return hmac.compare_digest(self._sign(key, expires, method="PUT"), signature)
+
+    def _sign(self, key: str, expires: int, *, method: str = "GET") -> str:
+        # The newline keeps (key, expires) pairs apart: "a1" + "23" and "a" + "123" sign differently. A PUT
+        # signature signs "PUT\n" first (no key holds a newline), so a download link never authorizes a write.
+        message = f"{key}\n{expires}" if method == "GET" else f"{method}\n{key}\n{expires}"
+        return hmac.new(self._signing_key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _local_version(stat: os.stat_result) -> str:
+    # Writes replace the file by a rename: a new inode, so (inode, size, mtime) names what was read.
+    return f"{stat.st_ino}-{stat.st_size}-{stat.st_mtime_ns}"
 
 
 def _load_or_create_key(path: Path) -> bytes:

@@ -1,8 +1,11 @@
 """Caps request bodies before anything parses them: a job request is a few kilobytes of JSON.
 
 A declared Content-Length over the cap is answered 413 at once; a chunked body is cut off when
-it passes the cap (FastAPI then answers 400).
+it passes the cap (FastAPI then answers 400). File uploads (``POST /uploads``, the signed ``PUT /files/...``)
+stream under their own, larger cap (service.uploads) and pass through untouched.
 """
+
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,13 +18,22 @@ class BodyTooLargeError(Exception):
     """Raised from ``receive`` when a streamed body passes the cap."""
 
 
+def is_file_upload(scope: Scope) -> bool:
+    """The requests whose bodies are files: they enforce the upload cap themselves, while streaming."""
+    method, path = scope.get("method"), scope.get("path", "")
+    return (method == "POST" and path == "/uploads") or (method == "PUT" and path.startswith("/files/"))
+
+
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, exempt: Callable[[Scope], bool] = is_file_upload
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self.exempt(scope):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

@@ -20,10 +20,15 @@ from core.errors import (
     IdempotencyConflictError,
     InputFetchError,
     InvalidCursorError,
+    InvalidUploadError,
     JobNotFoundError,
+    MediaError,
     MimicMotionError,
     QueueLimitError,
     StorageError,
+    UnsupportedMediaTypeError,
+    UploadLimitError,
+    UploadTooLargeError,
 )
 from service.schemas import ErrorBody
 
@@ -57,7 +62,12 @@ STATUS_BY_ERROR: dict[type[MimicMotionError], int] = {
     IdempotencyConflictError: 409,
     InvalidCursorError: 422,
     InputFetchError: 422,
+    UploadTooLargeError: 413,
+    UnsupportedMediaTypeError: 415,
+    InvalidUploadError: 422,
+    MediaError: 422,
     QueueLimitError: 429,
+    UploadLimitError: 429,
     QueueUnavailableError: 503,
     StorageError: 503,
     ConfigurationError: 500,
@@ -135,7 +145,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 
 def _headers_for(exc: MimicMotionError) -> dict[str, str] | None:
-    if isinstance(exc, QueueLimitError):
+    if isinstance(exc, QueueLimitError | UploadLimitError):
         return {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, UnauthorizedError):
         return {"WWW-Authenticate": "Bearer"}
@@ -181,9 +191,10 @@ _DESCRIPTIONS = {
     403: "Link signature wrong or expired",
     404: "No such job (or another key's)",
     409: "Conflicts with the job's state or an earlier request with this Idempotency-Key",
-    415: "The body is not application/json",
+    413: "The body or the uploaded file is over this server's limit",
+    415: "The body is not application/json, or the upload is neither an image nor a video",
     422: "Invalid request; the message names the field and the allowed range",
-    429: "Too many queued jobs for this key; see Retry-After",
+    429: "Too many queued jobs (or uploads in flight) for this key; see Retry-After",
     503: "Job store, queue or storage unavailable",
 }
 

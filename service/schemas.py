@@ -16,6 +16,7 @@ from core.contract.events import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS, Webhook
 from core.contract.params import JobParams
 from core.contract.public import JobView, OutputPublic, public_fields
 from core.contract.records import Job
+from core.contract.uploads import MediaKind, Upload, UploadStatus, upload_id_of
 from core.jobs.deliveries import Delivery, DeliveryState
 
 MAX_URL_LENGTH = 2048
@@ -47,6 +48,20 @@ HttpUrlStr = Annotated[
 ]
 
 
+def _check_input_url(url: str) -> str:
+    """An http(s) URL the worker fetches, or ``upload://<id>`` of the caller's upload."""
+    if upload_id_of(url) is not None:  # ValueError for a malformed upload:// URL
+        return url
+    return _check_http_url(url)
+
+
+InputUrlStr = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_URL_LENGTH, json_schema_extra={"format": "uri"}),
+    AfterValidator(_check_input_url),
+]
+
+
 def _depth(value: Any) -> int:
     if isinstance(value, dict):
         return 1 + max((_depth(item) for item in value.values()), default=0)
@@ -60,8 +75,13 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    image_url: HttpUrlStr = Field(description="Reference image of one person (http or https; the worker fetches it).")
-    video_url: HttpUrlStr = Field(description="Driving video (http or https; the worker fetches it).")
+    image_url: InputUrlStr = Field(
+        description="Reference image of one person: http or https (the worker fetches it), or upload://<id> of "
+        "your upload (POST /uploads)."
+    )
+    video_url: InputUrlStr = Field(
+        description="Driving video: http or https (the worker fetches it), or upload://<id> of your upload."
+    )
     params: JobParams | None = Field(default=None, description="Generation parameters; defaults where absent.")
     webhook_url: HttpUrlStr | None = Field(default=None, description="Receives Standard Webhooks POSTs.")
     webhook_events: list[WebhookEvent] = Field(
@@ -145,6 +165,52 @@ class JobPublic(JobView):
             **public_fields(job, queue_position=queue_position, output=output),
             webhook_deliveries=[WebhookDeliveryPublic.from_delivery(d) for d in deliveries or []],
         )
+
+
+class UploadCreate(BaseModel):
+    """JSON body of ``POST /uploads`` for a direct upload: the client then PUTs the bytes to ``upload.url``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str | None = Field(default=None, max_length=255, description="The file's name, for your records.")
+    content_type: str = Field(
+        min_length=3, max_length=127, pattern=r"^(image|video)/[A-Za-z0-9.+-]+$",
+        description="The file's type, image/... or video/...; sent as the PUT's Content-Type.",
+    )  # fmt: skip
+    size_bytes: int = Field(ge=1, strict=True, description="The file's exact size; the upload is checked against it.")
+
+
+class UploadTarget(BaseModel):
+    """Where a direct upload's bytes go: send ``method`` to ``url`` with ``headers`` (and no API key)."""
+
+    url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+class UploadPublic(BaseModel):
+    """An upload as clients see it; ``url`` goes into a job's image_url or video_url."""
+
+    id: str
+    url: str = Field(description="upload://<id>, accepted by image_url and video_url of your jobs.")
+    status: UploadStatus = Field(description="pending: waiting for its direct upload; ready: a job may use it.")
+    filename: str | None
+    content_type: str | None = Field(description="Sniffed from the bytes once checked.")
+    kind: MediaKind | None
+    size_bytes: int
+    sha256: str | None
+    created_at: datetime
+    expires_at: datetime = Field(description="Deleted after this; a job that uses it keeps it until the job ends.")
+    upload: UploadTarget | None = Field(default=None, description="For a pending direct upload: where to send it.")
+
+    @classmethod
+    def from_upload(cls, upload: Upload, target: UploadTarget | None = None) -> "UploadPublic":
+        return cls(
+            id=upload.id, url=upload.url, status=upload.status, filename=upload.filename,
+            content_type=upload.content_type, kind=upload.kind, size_bytes=upload.size_bytes, sha256=upload.sha256,
+            created_at=upload.created_at, expires_at=upload.expires_at, upload=target,
+        )  # fmt: skip
 
 
 class JobList(BaseModel):

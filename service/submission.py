@@ -15,16 +15,20 @@ from core.contract.params import JobParams, with_seed
 from core.contract.queues import QueueRoute, queue_for
 from core.contract.records import Job, JobError, JobStatus, utc_now
 from core.contract.transitions import InvalidTransitionError
+from core.contract.uploads import MediaKind, upload_id_of
 from core.errors import (
     ForbiddenAddressError,
     IdempotencyConflictError,
     InputFetchError,
+    InvalidUploadError,
     JobNotFoundError,
     QueueLimitError,
     UnsupportedUrlError,
+    UploadNotFoundError,
 )
 from core.jobs.idempotency import IdempotencyRecords
 from core.jobs.store import JobStore
+from core.jobs.uploads import Uploads
 from core.network.url_guard import vet_url
 from core.settings import Settings
 from service.errors import QueueUnavailableError
@@ -68,6 +72,40 @@ def _webhook_url_problem(url: str, settings: Settings) -> str | None:
     except InputFetchError:
         pass  # a host name: checked when delivering
     return None
+
+
+# An upload a job uses is kept this long past the job's deadline: the job ends by then, retries included.
+UPLOAD_PIN_SLACK_S = 3600
+
+
+def pin_uploads(uploads: Uploads, job: Job) -> None:
+    """Check the job's ``upload://`` inputs (the owner's, ready, the right kind) and keep them until it ends.
+
+    Raises:
+        RequestValidationError: a 422 naming the field, for an unknown, expired, deleted, pending or another
+            key's upload, or an image where a video belongs.
+    """
+    assert job.deadline_at is not None
+    until = job.deadline_at + timedelta(seconds=UPLOAD_PIN_SLACK_S)
+    problems: list[tuple[str, str]] = []
+    inputs = (("image_url", job.image_url, MediaKind.image), ("video_url", job.video_url, MediaKind.video))
+    for field, url, kind in inputs:
+        upload_id = upload_id_of(url)
+        if upload_id is None:
+            continue
+        try:
+            upload = uploads.pin(upload_id, owner=job.owner, until=until)
+        except UploadNotFoundError:
+            problems.append((field, f"no upload {upload_id}: unknown, expired or deleted"))
+        except InvalidUploadError as exc:
+            problems.append((field, exc.message))
+        else:
+            if upload.kind is not kind:
+                problems.append((field, f"upload {upload_id} is {upload.kind and upload.kind.value}, not {kind.value}"))
+    if problems:
+        raise RequestValidationError(
+            [{"loc": ("body", field), "msg": message, "type": "value_error"} for field, message in problems]
+        )
 
 
 def new_job(body: JobCreate, owner: str, *, max_timeout_s: int, queue_routes: Sequence[QueueRoute] = ()) -> Job:
@@ -125,6 +163,7 @@ def create_job(
     check_against_settings(body, settings)
     max_queued = settings.max_queued_jobs_per_key
     job = new_job(body, owner, max_timeout_s=settings.max_job_timeout_s, queue_routes=settings.queue_routes)
+    pin_uploads(Uploads(store.db), job)
     if idempotency_key is None:
         return submit_job(store, sender, job, max_queued=max_queued)
     records = IdempotencyRecords(store.db)

@@ -21,6 +21,7 @@ from core.contract.queues import ANIMATE_TASK
 from core.contract.records import utc_now
 from core.jobs.broker import broker_queue_length
 from core.jobs.heartbeats import WorkerHeartbeats
+from core.jobs.uploads import Uploads, sweep_expired_uploads
 from core.log_format import bind_log_context
 from core.settings import Settings
 from worker import models_cache
@@ -67,6 +68,7 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
         interval_s=settings.reaper_interval_s,
         broker_queue_length=lambda queue: broker_queue_length(loaded.store.db.client, queue),
         stranded_after_s=2 * settings.lease_s,
+        sweep_uploads=lambda: sweep_expired_uploads(Uploads(loaded.store.db), loaded.storage),
     )
     metrics_port = settings.worker_metrics_port + (gpu or 0) if settings.worker_metrics_port else 0
     metrics = start_worker_metrics(metrics_port, name, info, loaded.store, model_load_s=model_load_s)

@@ -59,9 +59,10 @@ def load(settings: Settings, name: str) -> Loaded:
         logger.info("worker %s: compiling the UNet (warm-up at the default job size)", name)
         logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
     store = JobStore.from_url(settings.redis_url, job_retention_s=settings.job_retention_s)
-    prefetch = Prefetcher(store, settings, animator, settings.worker_queues) if settings.prefetch else None
+    storage = create_storage(settings)
+    prefetch = Prefetcher(store, storage, settings, animator, settings.worker_queues) if settings.prefetch else None
     _loaded = Loaded(
-        settings, name, files, animator, store, create_storage(settings), GracefulStop(settings.shutdown_grace_s),
+        settings, name, files, animator, store, storage, GracefulStop(settings.shutdown_grace_s),
         prefetch, BackgroundFinisher() if settings.finish_in_background else None,
     )  # fmt: skip
     return _loaded

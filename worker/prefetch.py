@@ -19,6 +19,7 @@ from core.execution.inputs import fetch_job_inputs
 from core.execution.prefetch import PreparedInputs
 from core.jobs.store import JobStore
 from core.settings import Settings
+from core.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +33,14 @@ class Prefetcher:
     def __init__(
         self,
         store: JobStore,
+        storage: Storage,
         settings: Settings,
         animator: Animator,
         queues: list[str],
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        self.store, self.settings, self.animator = store, settings, animator
+        self.store, self.storage, self.settings, self.animator = store, storage, settings, animator
         self.queues, self.max_bytes = set(queues), max_bytes
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -100,7 +102,7 @@ class Prefetcher:
         scratch.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix=f"prefetch-{job_id}-", dir=scratch) as tmp:
-            image, video = fetch_job_inputs(job, self.settings, Path(tmp))
+            image, video = fetch_job_inputs(job, self.settings, Path(tmp), storage=self.storage, db=self.store.db)
         fetch_s = time.perf_counter() - started
         if video.frames.nbytes > self.max_bytes:
             logger.info("job %s: not prepared ahead, %d bytes of frames", job_id, video.frames.nbytes)

@@ -1,5 +1,5 @@
 """The reaper: running jobs whose worker stopped renewing its lease go back to the queue, or fail;
-queued jobs that lost their task message get a new one.
+queued jobs that lost their task message get a new one; expired uploads' files are deleted.
 
 Every worker runs one (a thread), at start and then every ``interval_s``; concurrent reapers are
 safe because each hand-back is a guarded transaction in the store. A re-queued job gets a fresh
@@ -85,8 +85,10 @@ class Reaper:
         interval_s: float,
         broker_queue_length: Callable[[str], int] | None = None,
         stranded_after_s: float = 600.0,
+        sweep_uploads: Callable[[], object] | None = None,
     ) -> None:
         self.store, self.send_task = store, send_task
+        self.sweep_uploads = sweep_uploads
         self.max_attempts, self.interval_s = max_attempts, interval_s
         self.broker_queue_length, self.stranded_after_s = broker_queue_length, stranded_after_s
         self._stop = threading.Event()
@@ -107,6 +109,8 @@ class Reaper:
                     resend_stranded(
                         self.store, self.send_task, self.broker_queue_length, min_age_s=self.stranded_after_s
                     )
+                if self.sweep_uploads is not None:
+                    self.sweep_uploads()
             except Exception:  # a Redis hiccup must not end the thread; the next pass tries again
                 logger.warning("reaper pass failed", exc_info=True)
             if self._stop.wait(self.interval_s):

@@ -47,6 +47,9 @@ class JobView(BaseModel):
     webhook_url: str | None
     webhook_events: list[str]
     timings: dict[str, float] = Field(description="Seconds per stage.")
+    data_removed_at: datetime | None = Field(
+        default=None, description="When the job's stored files were deleted (DELETE /jobs/{id}); output is null since."
+    )
 
 
 def public_fields(job: Job, *, queue_position: int | None, output: OutputPublic | None) -> dict[str, Any]:
@@ -67,4 +70,5 @@ def public_fields(job: Job, *, queue_position: int | None, output: OutputPublic 
         "webhook_url": job.webhook_url,
         "webhook_events": job.webhook_events,
         "timings": job.timings,
+        "data_removed_at": job.data_removed_at,
     }

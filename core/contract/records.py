@@ -84,3 +84,11 @@ class Job(BaseModel):
     attempts: int = Field(default=0, description="Times a worker has claimed this job.")
     queue: str = Field(default="gpu", description="The GPU-class queue the job was sent to (and is re-sent to).")
     worker: str | None = Field(default=None, description="The worker holding the job while it runs.")
+    data_removed_at: datetime | None = Field(
+        default=None, description="When DELETE /jobs/{id} removed the job's stored files; output is gone since."
+    )
+
+
+def job_files_prefix(job_id: str) -> str:
+    """The storage folder of all of a job's files, every attempt's (``DELETE /jobs/{id}`` removes it)."""
+    return f"jobs/{job_id}/"

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from core.contract.params import JobParams
-from core.contract.records import JobOutput
+from core.contract.records import JobOutput, job_files_prefix
 from core.execution.upload import ResultFile
 from core.storage import StoredObject
 from core.video.encode import write_mp4
@@ -28,7 +28,7 @@ def result_prefix(job_id: str, attempt: int) -> str:
     lost the job mid-upload and wakes up later writes, and on failure removes, only its own files,
     never those of the worker that took the job over.
     """
-    return f"jobs/{job_id}/attempt-{attempt}/"
+    return f"{job_files_prefix(job_id)}attempt-{attempt}/"
 
 
 def encode_results(generated: GeneratedFrames, prefix: str, tmp: Path) -> list[ResultFile]:

@@ -144,7 +144,11 @@ class _JobRun:
         progress.start(Stage.fetching)
         with timer.stage(Stage.fetching):
             prepared = self.deps.prefetch.take(job.id) if self.deps.prefetch is not None else None
-            image, video = (prepared.image, prepared.video) if prepared else fetch_job_inputs(job, settings, self.tmp)
+            if prepared is not None:
+                image, video = prepared.image, prepared.video
+            else:
+                deps = self.deps
+                image, video = fetch_job_inputs(job, settings, self.tmp, storage=deps.storage, db=deps.store.db)
         # 2. Poses: the reference resized and cropped, every frame's pose extracted, aligned and drawn
         progress.start(Stage.pose)
         posed = prepared.posed if prepared else prepare_poses(image, video.frames, job.params, animator.estimator)

@@ -20,6 +20,10 @@ pins each format. With the default prefix ``mm``:
 - ``mm:job_delivering:{job_id}``: lock held while one of the job's deliveries is being attempted
 - ``mm:idempotency:{owner}:{sha256 of the Idempotency-Key}``: the bound job id and the request's
   fingerprint as JSON; kept 24 hours
+- ``mm:upload:{id}``: an Upload as JSON; expires a while after the upload does (the sweeper deletes first)
+- ``mm:uploads_expiring``: sorted set of upload ids by the unix time their bytes may be deleted
+- ``mm:uploads_in_flight:{owner}``: sorted set of the owner's uploads streaming or awaiting their direct PUT,
+  by the unix time they stop counting
 
 The Celery broker's queue lists (named after each queue, no prefix) are kombu's, not ours: see broker.py.
 """
@@ -89,6 +93,16 @@ class RedisKeys:
         # Hashed, so a long or odd Idempotency-Key still makes a short, plain Redis key.
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
         return f"{self.prefix}:idempotency:{owner}:{digest}"
+
+    def upload(self, upload_id: str) -> str:
+        return f"{self.prefix}:upload:{upload_id}"
+
+    @property
+    def uploads_expiring(self) -> str:
+        return f"{self.prefix}:uploads_expiring"
+
+    def uploads_in_flight(self, owner: str) -> str:
+        return f"{self.prefix}:uploads_in_flight:{owner}"
 
 
 @dataclass(frozen=True)

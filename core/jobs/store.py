@@ -253,6 +253,23 @@ class JobStore:
         assert job is not None
         return job
 
+    def mark_data_removed(self, job_id: str, *, owner: str) -> Job:
+        """Record that the owner's finished job has its files deleted: ``data_removed_at`` set, ``output`` gone.
+
+        Idempotent: a repeat keeps the first time. Raises InvalidTransitionError for an unfinished job.
+        """
+
+        def apply(job: Job, _: Any) -> Job:
+            if job.owner != owner:
+                raise JobNotFoundError(f"no job {job_id}")
+            if not job.status.is_terminal:
+                raise InvalidTransitionError(f"job {job_id} is {job.status.value}; cancel it first")
+            return job.model_copy(update={"output": None, "data_removed_at": job.data_removed_at or utc_now()})
+
+        job = self._update(job_id, apply)
+        assert job is not None
+        return job
+
     def _update(
         self,
         job_id: str,

@@ -32,7 +32,7 @@ def test_next_job_runs_on_inputs_prepared_during_the_previous_one_with_the_same_
     settings: Settings, animator: Animator, inputs_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = JobStore.from_url(settings.redis_url)
-    prefetch = Prefetcher(store, settings, animator, ["gpu"])
+    prefetch = Prefetcher(store, create_storage(settings), settings, animator, ["gpu"])
     deps = _deps(settings, animator, prefetch)
     first, second = create_job(store, inputs_url), create_job(store, inputs_url)
     with caplog.at_level(logging.INFO, logger="worker.prefetch"):
@@ -52,7 +52,7 @@ def test_prepared_inputs_go_only_to_their_own_job_and_other_queues_are_skipped(
     settings: Settings, animator: Animator, inputs_url: str
 ) -> None:
     store = JobStore.from_url(settings.redis_url)
-    prefetch = Prefetcher(store, settings, animator, ["gpu"])
+    prefetch = Prefetcher(store, create_storage(settings), settings, animator, ["gpu"])
     other_queue = create_job(store, inputs_url, queue="gpu-80g")
     current, queued = create_job(store, inputs_url), create_job(store, inputs_url)
     prefetch.prepare_next(current)
