@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from core.video.decode import read_video_frames
 from mimicmotion_client import (
     AsyncClient,
     AuthenticationError,
@@ -21,6 +19,8 @@ from mimicmotion_client import (
     NotFoundError,
     WaitTimeoutError,
 )
+
+from core.video.decode import read_video_frames
 from tests.support.client_stack import QUICK, SLOW, ClientStack
 
 pytestmark = pytest.mark.e2e

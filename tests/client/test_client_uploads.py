@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from mimicmotion_client import Client, MimicMotionError, NotFoundError, UploadTooLargeError
+
 from tests.support.client_stack import QUICK, ClientStack
 from tests.support.faulty_proxy import faulty_proxy
 from tests.support.media import moving_person_frames, person_image, write_image, write_video
