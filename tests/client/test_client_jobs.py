@@ -5,6 +5,7 @@ import asyncio
 import hashlib
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from mimicmotion_client import (
@@ -22,6 +23,7 @@ from mimicmotion_client import (
 
 from core.video.decode import read_video_frames
 from tests.support.client_stack import QUICK, SLOW, ClientStack
+from tests.support.media import moving_person_frames, person_image, write_image, write_video
 
 pytestmark = pytest.mark.e2e
 
@@ -107,15 +109,35 @@ def test_wait_gives_up_at_its_timeout_while_the_job_keeps_running(client_stack: 
     assert 1.5 <= waited < 10
 
 
-def test_async_client_runs_lists_and_downloads(client_stack: ClientStack, tmp_path: Path) -> None:
+def test_a_download_that_does_not_match_the_jobs_checksum_is_refused(client_stack: ClientStack, tmp_path: Path) -> None:
+    with Client(client_stack.base_url, client_stack.fresh_key()) as client:
+        job = client.run(*urls(client_stack), QUICK, timeout=120)
+        assert job.output is not None
+        key = urlsplit(job.output.video_url).path.removeprefix("/files/")
+        stored = client_stack.data_dir / "results" / key
+        stored.write_bytes(stored.read_bytes()[:-1] + b"\0")  # storage now serves other bytes than the job made
+        with pytest.raises(MimicMotionError) as mismatch:
+            client.download(job, tmp_path / "result.mp4")
+    assert mismatch.value.code == "download_mismatch" and job.output.sha256 in mismatch.value.message
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its .part is left
+
+
+def test_async_client_uploads_runs_lists_and_downloads(client_stack: ClientStack, tmp_path: Path) -> None:
+    image = write_image(tmp_path / "me.png", person_image(200, 150, seed=31))
+    video = write_video(tmp_path / "dance.mp4", moving_person_frames(3, 96, 128, seed=32), fps=24)
+    sizes = sorted((image.stat().st_size, video.stat().st_size))
+    threshold = sum(sizes) // 2  # one file direct (the async PUT), the other multipart
+    assert sizes[0] <= threshold < sizes[1]
+
     async def scenario() -> tuple[Job, list[Job], list[str], bytes]:
         seen: list[Job] = []
 
         async def record(job: Job) -> None:  # an async callback is awaited
             seen.append(job)
 
-        async with AsyncClient(client_stack.base_url, client_stack.fresh_key()) as client:
-            job = await client.run(*urls(client_stack), {**QUICK, "seed": 9}, on_progress=record, timeout=120)
+        key = client_stack.fresh_key()
+        async with AsyncClient(client_stack.base_url, key, multipart_threshold_bytes=threshold) as client:
+            job = await client.run(image, video, {**QUICK, "seed": 9}, on_progress=record, timeout=120)
             other = await client.submit(*urls(client_stack), {**SLOW, "seed": 10})
             await client.cancel(other.id)
             listed = [listed.id async for listed in client.list(limit=1)]

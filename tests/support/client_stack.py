@@ -25,6 +25,7 @@ SLOW: dict[str, Any] = {**QUICK, "num_inference_steps": 80}
 class ClientStack:
     services: Stack
     inputs_url: str  # person.png, drive.mp4 (3 frames), garbage.mp4
+    data_dir: Path  # local storage: results under data_dir/results/<key>
     _keys: Iterator[str]
 
     @property
@@ -48,4 +49,4 @@ def client_stack(tmp_path: Path, tiny_model_dir: Path, inputs_url: str) -> Itera
             api_keys=",".join(API_KEYS), fetch_allowed_networks="127.0.0.0/8",
         )  # fmt: skip
         services = start_stack(stack, env, tmp_path, workers=["w0"])
-        yield ClientStack(services, inputs_url, iter(API_KEYS))
+        yield ClientStack(services, inputs_url, tmp_path / "data", iter(API_KEYS))
