@@ -267,18 +267,18 @@ class S3Storage:
     def get_file(self, key: str, dest: Path) -> str:
         validate_key(key)
         try:
-            head = self._client.head_object(Bucket=self._bucket, Key=key)
-            # IfMatch: the file is the version the ETag names, even if a PUT replaces the object meanwhile.
-            self._client.download_file(
-                self._bucket, key, str(dest), ExtraArgs={"IfMatch": head["ETag"]}, Config=self._transfer_config
-            )
+            # One GET: the bytes and the ETag that names them, even if a PUT replaces the object meanwhile.
+            response = self._client.get_object(Bucket=self._bucket, Key=key)
+            with dest.open("wb") as file:
+                for chunk in response["Body"].iter_chunks(_HASH_CHUNK_BYTES):
+                    file.write(chunk)
         except ClientError as exc:
             if _error_code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 raise MissingObjectError(f"{key} is not in s3://{self._bucket}") from exc
             raise StorageError(f"downloading {key} from s3://{self._bucket} failed: {exc}") from exc
-        except (BotoCoreError, Boto3Error) as exc:
+        except (BotoCoreError, OSError) as exc:
             raise StorageError(f"downloading {key} from s3://{self._bucket} failed: {exc}") from exc
-        return str(head["ETag"])
+        return str(response["ETag"])
 
     def move(self, key: str, new_key: str, *, version: str) -> None:
         validate_key(key)

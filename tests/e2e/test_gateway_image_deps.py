@@ -25,8 +25,10 @@ import worker.health, worker.webhooks, cli.main, cli.service  # the gateway imag
 
 app = create_app(Settings(data_dir=pathlib.Path(sys.argv[1])))
 assert app.title == "MimicMotion"
-for heavy in ("torch", "onnxruntime", "diffusers", "av", "numpy"):
+assert "av" not in sys.modules  # the gateway process itself never decodes media
+for heavy in ("torch", "onnxruntime", "diffusers", "cv2"):
     assert importlib.util.find_spec(heavy) is None, heavy + " is installed"
+import core.video.inspect  # the upload check's child process: PyAV and Pillow, no torch
 print("gateway ok from", pathlib.Path(sys.modules["service.app"].__file__).parent)
 """
 

@@ -162,3 +162,38 @@ def test_upload_failures_are_storage_errors(tmp_path: Path, moto_endpoint: str, 
     assert caught.value.__cause__ is not None
     with pytest.raises(ValueError, match="storage key"):
         storage.put_file("../output.mp4", source, "video/mp4")
+
+
+def test_get_file_move_and_delete_prefix_for_uploads_and_data_removal(
+    tmp_path: Path, moto_endpoint: str, bucket: str, source: Path
+) -> None:
+    from core.storage import MissingObjectError
+
+    storage = make_storage(tmp_path, moto_endpoint, bucket)
+    storage.put_file("incoming/u1", source, "video/mp4")
+    version = storage.get_file("incoming/u1", tmp_path / "read")
+    assert (tmp_path / "read").read_bytes() == CONTENT
+
+    storage.put_file("incoming/u1", tmp_path / "read", "video/mp4")  # same bytes: S3's ETag is the same
+    storage.move("incoming/u1", "uploads/u1", version=version)
+    assert not storage.exists("incoming/u1") and storage.exists("uploads/u1")
+    with pytest.raises(MissingObjectError):
+        storage.get_file("incoming/u1", tmp_path / "missing")
+    # (moto ignores CopySourceIfMatch, so a replaced object's refusal is tested on local storage only.)
+
+    for key in ("jobs/j1/attempt-1/output.mp4", "jobs/j1/attempt-2/pose.mp4", "jobs/j10/output.mp4"):
+        storage.put_file(key, source, "video/mp4")
+    assert storage.delete_prefix("jobs/j1/") == 2
+    assert not storage.exists("jobs/j1/attempt-2/pose.mp4") and storage.exists("jobs/j10/output.mp4")
+
+
+def test_presign_put_signs_the_content_type_for_the_public_endpoint(
+    tmp_path: Path, moto_endpoint: str, bucket: str
+) -> None:
+    storage = make_storage(tmp_path, moto_endpoint, bucket, s3_public_endpoint_url="http://files.example.com")
+    upload = storage.presign_put("incoming/u1", 600, "video/mp4")
+    parts = urlsplit(upload.url)
+    assert (parts.netloc, parts.path, upload.method) == ("files.example.com", f"/{bucket}/incoming/u1", "PUT")
+    assert "content-type" in parse_qs(parts.query)["X-Amz-SignedHeaders"][0]
+    assert upload.headers == {"Content-Type": "video/mp4"}
+    assert upload.expires_at == dt.datetime.fromtimestamp(NOW + 600, tz=dt.UTC)

@@ -206,3 +206,28 @@ def test_every_minted_url_verifies_until_it_expires(tmp_path_factory: pytest.Tem
     assert url_key == key
     assert storage.verify_signed_path(url_key, expires, signature, now=NOW + ttl_s - 1)
     assert not storage.verify_signed_path(url_key, expires, signature, now=NOW + ttl_s)
+
+
+def test_signed_put_links_are_their_own_kind(storage: LocalStorage) -> None:
+    upload = storage.presign_put("incoming/u1", 600, "image/png")
+    key, expires, signature = query_of(upload.url)
+    assert key == "incoming/u1" and upload.method == "PUT"
+    assert storage.verify_signed_put(key, expires, signature)
+    assert not storage.verify_signed_path(key, expires, signature)  # a write link never downloads
+    download = storage.url_for("incoming/u1", 600)
+    assert not storage.verify_signed_put(*query_of(download.url))  # nor a download link writes
+    assert not storage.verify_signed_put(key, expires, signature, now=expires)
+
+
+def test_move_refuses_a_file_replaced_after_it_was_read(storage: LocalStorage, source: Path, tmp_path: Path) -> None:
+    from core.errors import StorageError
+
+    storage.put_file("incoming/u1", source, "video/mp4")
+    version = storage.get_file("incoming/u1", tmp_path / "read")
+    storage.put_file("incoming/u1", source, "video/mp4")  # replaced (a new file, even with the same bytes)
+    with pytest.raises(StorageError, match="changed"):
+        storage.move("incoming/u1", "uploads/u1", version=version)
+    version = storage.get_file("incoming/u1", tmp_path / "read")
+    storage.move("incoming/u1", "uploads/u1", version=version)
+    assert storage.exists("uploads/u1") and not storage.exists("incoming/u1")
+    assert storage.delete_prefix("uploads/") == 1 and not storage.exists("uploads/u1")
