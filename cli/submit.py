@@ -88,23 +88,26 @@ def progress_label(job: Job) -> str:
 
 
 class JobProgress:
-    """A tqdm bar of the job's fraction on a terminal; elsewhere (logs, CI) one line per stage."""
+    """A tqdm bar of the job's fraction on a terminal; elsewhere (logs, CI), or without tqdm (it comes with
+    the [worker] extra), one line per stage."""
 
     def __init__(self) -> None:
-        from tqdm import tqdm
-
-        self._is_terminal = sys.stderr.isatty()
-        self._bar = tqdm(total=100, unit="%", bar_format="{desc:<16} {bar} {n:.0f}% [{elapsed}]",
-                         disable=not self._is_terminal)  # fmt: skip
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        self._bar = None
+        if tqdm is not None and sys.stderr.isatty():
+            self._bar = tqdm(total=100, unit="%", bar_format="{desc:<16} {bar} {n:.0f}% [{elapsed}]")
         self._last_stage: str | None = None
 
     def show(self, job: Job) -> None:
         label = progress_label(job)
-        self._bar.set_description_str(label)
-        fraction = job.progress.fraction if job.progress else 0.0
-        self._bar.update(round(100 * fraction) - self._bar.n)
         stage = label.split(" ")[0]
-        if not self._is_terminal and stage != self._last_stage:
+        if self._bar is not None:
+            self._bar.set_description_str(label)
+            self._bar.update(round(100 * (job.progress.fraction if job.progress else 0.0)) - self._bar.n)
+        elif stage != self._last_stage:
             print(f"job {job.id}: {label}", file=sys.stderr)
         self._last_stage = stage
 
@@ -114,4 +117,5 @@ class JobProgress:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()

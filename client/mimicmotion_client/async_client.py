@@ -8,7 +8,7 @@ import asyncio
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, TypeVar
@@ -57,14 +57,12 @@ class AsyncClient:
         multipart_threshold_bytes: int | None = None,
         max_upload_bytes: int | None = None,
         trust_env: bool = True,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._config = ClientConfig.resolve(
             base_url, api_key, timeout_s=timeout_s, retry=retry,
             multipart_threshold_bytes=multipart_threshold_bytes, max_upload_bytes=max_upload_bytes,
         )  # fmt: skip
         self._http = httpx.AsyncClient(base_url=self._config.base_url, trust_env=trust_env)
-        self._sleep = sleep
 
     @property
     def base_url(self) -> str:
@@ -205,7 +203,7 @@ class AsyncClient:
                 delay = events.dropped(error)
             left = check_deadline(deadline, job_id)
             if delay > 0:
-                await self._sleep(delay if left is None else min(delay, left))
+                await asyncio.sleep(delay if left is None else min(delay, left))
 
     async def wait(
         self, job_id: str, on_progress: Callable[[Job], object] | None = None, timeout: float | None = None
@@ -289,11 +287,11 @@ class AsyncClient:
             try:
                 reply = await self._exchange(spec)
             except httpx.TransportError as error:
-                await self._sleep(tries.after_error(error))
+                await asyncio.sleep(tries.after_error(error))
                 continue
             if tries.finished(reply):
                 return reply
-            await self._sleep(tries.delay())
+            await asyncio.sleep(tries.delay())
 
     async def _exchange(self, spec: RequestSpec) -> Reply:
         args = self._config.request_args(spec)

@@ -57,14 +57,12 @@ class Client:
         multipart_threshold_bytes: int | None = None,
         max_upload_bytes: int | None = None,
         trust_env: bool = True,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._config = ClientConfig.resolve(
             base_url, api_key, timeout_s=timeout_s, retry=retry,
             multipart_threshold_bytes=multipart_threshold_bytes, max_upload_bytes=max_upload_bytes,
         )  # fmt: skip
         self._http = httpx.Client(base_url=self._config.base_url, trust_env=trust_env)
-        self._sleep = sleep
 
     @property
     def base_url(self) -> str:
@@ -202,7 +200,7 @@ class Client:
                 delay = events.dropped(error)
             left = check_deadline(deadline, job_id)
             if delay > 0:
-                self._sleep(delay if left is None else min(delay, left))
+                time.sleep(delay if left is None else min(delay, left))
 
     def wait(
         self, job_id: str, on_progress: Callable[[Job], object] | None = None, timeout: float | None = None
@@ -285,11 +283,11 @@ class Client:
             try:
                 reply = self._exchange(spec)
             except httpx.TransportError as error:
-                self._sleep(tries.after_error(error))
+                time.sleep(tries.after_error(error))
                 continue
             if tries.finished(reply):
                 return reply
-            self._sleep(tries.delay())
+            time.sleep(tries.delay())
 
     def _exchange(self, spec: RequestSpec) -> Reply:
         args = self._config.request_args(spec)
