@@ -20,6 +20,9 @@ from cli.params import job_params_from_args
 
 def submit_command(args: argparse.Namespace) -> int:
     params = job_params_from_args(args).model_dump(exclude_unset=True) or None
+    if args.wait is False and args.out is not None:
+        print("mimicmotion: error: --out downloads the result, which --no-wait does not wait for", file=sys.stderr)
+        return 2
     wait = args.wait if args.wait is not None else args.out is not None  # --out implies waiting for the result
     try:
         with _client(args) as client:
