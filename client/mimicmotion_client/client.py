@@ -194,10 +194,14 @@ class Client:
                             event = events.feed(line)
                             if event is not None:
                                 yield event
+                            if events.done:  # the terminal event: no need to wait for the server to close
+                                break
                             check_deadline(deadline, job_id)
                         delay = events.ended()
             except httpx.TransportError as error:
                 delay = events.dropped(error)
+            if events.done:
+                return
             left = check_deadline(deadline, job_id)
             if delay > 0:
                 time.sleep(delay if left is None else min(delay, left))
