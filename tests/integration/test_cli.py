@@ -186,3 +186,22 @@ def test_submit_names_an_input_that_is_neither_a_url_nor_a_file(capsys: pytest.C
     assert main(args) == 2  # refused before any request: nothing listens on port 9
     error = capsys.readouterr().err
     assert error.startswith("mimicmotion: error [invalid_input]: image ") and "no/such/person.png" in error
+
+
+def test_the_cli_imports_the_client_only_in_its_client_commands() -> None:
+    code = "import sys, cli.main; print(sorted(m for m in ('mimicmotion_client', 'cli.submit') if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+        check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"  # the gateway image runs `mimicmotion serve` without the client
+
+
+def test_client_commands_without_the_client_installed_say_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "mimicmotion_client", None)  # as in the gateway image: not installed
+    monkeypatch.delitem(sys.modules, "cli.submit", raising=False)
+    assert main(["delete", "some-job"]) == 2
+    assert "needs the Python client: pip install ./client" in capsys.readouterr().err
