@@ -11,9 +11,11 @@ DEMO_DIR := .mimicmotion/demo
 install: $(STAMP)
 
 # torch first and pinned: any other order lets pip pick a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# The client (its own distribution, client/) before the service: `mimicmotion submit` is built on it.
+$(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ./client
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -1,5 +1,5 @@
-"""The ``mimicmotion`` command: local jobs (animate, pose), the tiny model, and the service
-(serve, worker, webhook-worker, up, submit).
+"""The ``mimicmotion`` command: local jobs (animate, pose), the tiny model, the service
+(serve, worker, webhook-worker, up) and its client (submit, download, delete).
 
 Each subcommand parses its flags and calls one function from ``cli.local``, ``cli.service``,
 ``cli.up`` or ``cli.submit``; domain failures (``MimicMotionError``) print one line with their code
@@ -78,20 +78,47 @@ def _add_service_commands(commands: "argparse._SubParsersAction[argparse.Argumen
     up.add_argument("--host", default=None, help="Gateway bind address (default: MIMICMOTION_HOST).")
     up.add_argument("--port", type=int, default=None, help="Gateway port (default: MIMICMOTION_PORT).")
 
-    submit = commands.add_parser("submit", help="Submit a job to a gateway; --wait shows progress.")
-    submit.add_argument(
-        "--image", required=True, help="http(s) URL of the reference image, or a local file (local gateway, --wait)."
+    _add_client_commands(commands)
+
+
+def _add_client_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    submit = commands.add_parser(
+        "submit", help="Submit a job to a gateway (local files are uploaded); --wait shows progress."
     )
+    submit.add_argument("--image", required=True, help="Reference image: an http(s) or upload:// URL, or a local file.")
+    submit.add_argument("--video", required=True, help="Driving video: an http(s) or upload:// URL, or a local file.")
     submit.add_argument(
-        "--video", required=True, help="http(s) URL of the driving video, or a local file (local gateway, --wait)."
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Follow the job to its end with a progress bar (default: only when --out is given); --no-wait prints "
+        "the submitted job as JSON.",
     )
-    submit.add_argument("--url", default="http://127.0.0.1:8000", help="Gateway base URL (default: %(default)s).")
-    submit.add_argument("--api-key", default=None, help="API key (sent as Authorization: Bearer).")
-    submit.add_argument("--wait", action="store_true", help="Wait for the job, with a progress bar.")
-    submit.add_argument("--out", type=Path, default=None, help="With --wait: download the result MP4 here.")
-    submit.add_argument("--poll-s", type=float, default=0.5, help="With --wait: seconds between polls.")
+    submit.add_argument("--out", type=Path, default=None, help="Download the result MP4 here (implies --wait).")
     submit.add_argument("--timeout-s", type=float, default=None, help="With --wait: give up after this long.")
+    # Accepted for older scripts: progress now follows the job's event stream instead of polling.
+    submit.add_argument("--poll-s", type=float, default=None, help=argparse.SUPPRESS)
+    _add_gateway_flags(submit)
     add_job_param_flags(submit)
+
+    download = commands.add_parser("download", help="Download a succeeded job's result video.")
+    download.add_argument("job_id", metavar="JOB_ID")
+    download.add_argument("--out", type=Path, required=True, help="Where to write the MP4.")
+    download.add_argument("--pose", action="store_true", help="The drawn pose video instead of the result.")
+    _add_gateway_flags(download)
+
+    delete = commands.add_parser("delete", help="Delete a job's stored data (canceling it if unfinished).")
+    delete.add_argument("job_id", metavar="JOB_ID")
+    _add_gateway_flags(delete)
+
+
+def _add_gateway_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", default=None, help="Gateway base URL (default: $MIMICMOTION_URL, else http://127.0.0.1:8000)."
+    )
+    parser.add_argument(
+        "--api-key", default=None, help="API key, sent as Authorization: Bearer (default: $MIMICMOTION_API_KEY)."
+    )
 
 
 def _add_input_flags(parser: argparse.ArgumentParser) -> None:
@@ -159,9 +186,22 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from cli.up import up_command
 
         return up_command(settings, host=args.host, port=args.port)
-    from cli.submit import submit_command
+    return _run_client_command(args)
 
-    return submit_command(args)
+
+def _run_client_command(args: argparse.Namespace) -> int:
+    try:
+        from cli import submit
+    except ImportError as exc:  # e.g. the gateway image, which installs the service only
+        if exc.name != "mimicmotion_client":
+            raise
+        print(
+            f"mimicmotion: error: `mimicmotion {args.command}` needs the Python client: pip install ./client",
+            file=sys.stderr,
+        )
+        return 2
+    commands = {"submit": submit.submit_command, "download": submit.download_command, "delete": submit.delete_command}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

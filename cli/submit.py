@@ -1,139 +1,124 @@
-"""``mimicmotion submit``: send a job to a running gateway, optionally wait with a progress bar and download.
+"""``mimicmotion submit``, ``download`` and ``delete``: the gateway's client commands, built on ``mimicmotion_client``.
 
-Exit status: 0 when the job succeeded (or was only submitted), 1 when it failed or was canceled,
-2 when the gateway refused the request or could not be reached.
+Local files given to ``submit`` are uploaded to the gateway (any gateway, not only one on this machine);
+``--wait`` follows the job's event stream with a progress bar (stage and step k/N). Exit status: 0 when the
+job succeeded (or was only submitted, downloaded, deleted), 1 when it failed or was canceled, 2 when the
+gateway refused the request or could not be reached.
+
+Imported only by those commands: the gateway image, which runs ``mimicmotion serve``, has no client.
 """
 
 import argparse
 import json
 import sys
-import time
-from pathlib import Path
-from typing import Any
+from types import TracebackType
 
-import httpx
-from tqdm import tqdm
+from mimicmotion_client import Client, Job, MimicMotionError
 
-from cli.local_inputs import is_local_file, is_loopback_url, serve_files
 from cli.params import job_params_from_args
-
-TERMINAL = {"succeeded", "failed", "canceled"}
-
-
-class SubmitError(Exception):
-    """The gateway refused a request or could not be reached; the message is for the user."""
 
 
 def submit_command(args: argparse.Namespace) -> int:
-    local = [value for value in (args.image, args.video) if is_local_file(value)]
-    if not local:
-        return _submit(args)
-    if not args.wait or not is_loopback_url(args.url):
-        print(
-            "mimicmotion: error: local files can only be sent to a gateway on this machine, with --wait "
-            "(they are served from 127.0.0.1 while the job runs); otherwise pass http(s) URLs",
-            file=sys.stderr,
-        )
+    params = job_params_from_args(args).model_dump(exclude_unset=True) or None
+    if args.wait is False and args.out is not None:
+        print("mimicmotion: error: --out downloads the result, which --no-wait does not wait for", file=sys.stderr)
         return 2
-    paths = [Path(value) for value in (args.image, args.video)]
-    with serve_files([path for path in paths if path.is_file()]) as urls:
-        served = iter(urls)
-        if is_local_file(args.image):
-            args.image = next(served)
-        if is_local_file(args.video):
-            args.video = next(served)
-        return _submit(args)
-
-
-def _submit(args: argparse.Namespace) -> int:
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    wait = args.wait if args.wait is not None else args.out is not None  # --out implies waiting for the result
     try:
-        with httpx.Client(base_url=args.url, headers=headers, timeout=30.0, trust_env=False) as client:
-            job = _create(client, args)
-            print(f"job {job['id']} {job['status']}", file=sys.stderr)
-            if not args.wait:
-                print(json.dumps(job, indent=2))
+        with _client(args) as client:
+            job = client.submit(args.image, args.video, params)
+            print(f"job {job.id} {job.status}", file=sys.stderr)
+            if not wait:
+                print(json.dumps(job.raw, indent=2))
                 return 0
-            job = _wait(client, job["id"], poll_s=args.poll_s, timeout_s=args.timeout_s)
-            if job["status"] != "succeeded":
-                error = job.get("error") or {"code": job["status"], "message": f"the job was {job['status']}"}
-                print(
-                    f"mimicmotion: job {job['id']} {job['status']} [{error['code']}]: {error['message']}",
-                    file=sys.stderr,
-                )
+            with JobProgress() as progress:
+                job = client.wait(job.id, on_progress=progress.show, timeout=args.timeout_s)
+            if job.status != "succeeded":
+                error = job.error
+                code, message = (error.code, error.message) if error else (job.status, f"the job was {job.status}")
+                print(f"mimicmotion: job {job.id} {job.status} [{code}]: {message}", file=sys.stderr)
                 return 1
             if args.out is not None:
-                _download(job["output"]["video_url"], args.out)
-    except SubmitError as exc:
-        print(f"mimicmotion: error: {exc}", file=sys.stderr)
-        return 2
-    output = job["output"]
+                client.download(job, args.out)
+    except MimicMotionError as exc:
+        return _refused(exc)
+    output = job.output
+    assert output is not None  # a succeeded job has one
     print(
-        f"job {job['id']} succeeded: {output['num_frames']} frames at {output['width']}x{output['height']}, "
-        f"seed {job['params']['seed']}" + (f" -> {args.out}" if args.out else f"\n{output['video_url']}")
+        f"job {job.id} succeeded: {output.num_frames} frames at {output.width}x{output.height}, "
+        f"seed {job.params.get('seed')}" + (f" -> {args.out}" if args.out else f"\n{output.video_url}")
     )
     return 0
 
 
-def _create(client: httpx.Client, args: argparse.Namespace) -> dict[str, Any]:
-    body: dict[str, Any] = {"image_url": args.image, "video_url": args.video}
-    params = job_params_from_args(args).model_dump(exclude_unset=True)
-    if params:
-        body["params"] = params
-    return _json(_request(client, "POST", "/jobs", json=body))
-
-
-def _wait(client: httpx.Client, job_id: str, *, poll_s: float, timeout_s: float | None) -> dict[str, Any]:
-    """Poll the job until it finishes, drawing its progress (fraction of the whole job, stage name)."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    with tqdm(total=100, unit="%", bar_format="{desc:<12} {bar} {n:.0f}% [{elapsed}]", disable=None) as bar:
-        while True:
-            job = _json(_request(client, "GET", f"/jobs/{job_id}"))
-            progress = job.get("progress") or {}
-            bar.set_description_str(progress.get("stage") or job["status"])
-            bar.update(round(100 * progress.get("fraction", 0.0)) - bar.n)
-            if job["status"] in TERMINAL:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise SubmitError(f"job {job_id} still {job['status']} after {timeout_s:g} s (it keeps running)")
-            time.sleep(poll_s)  # a client polling at a fixed interval, as the API expects
-
-
-def _download(url: str, out: Path) -> None:
-    """Fetch the result without our API key: presigned URLs carry their own signature."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".part")
+def download_command(args: argparse.Namespace) -> int:
     try:
-        with httpx.stream("GET", url, timeout=60.0, trust_env=False) as response:
-            if response.status_code != 200:
-                raise SubmitError(f"downloading the result answered HTTP {response.status_code}")
-            with partial.open("wb") as file:
-                for chunk in response.iter_bytes():
-                    file.write(chunk)
-        partial.replace(out)
-    except httpx.HTTPError as exc:
-        raise SubmitError(f"downloading the result failed: {exc}") from exc
-    finally:
-        partial.unlink(missing_ok=True)
+        with _client(args) as client:
+            path = client.download(args.job_id, args.out, what="pose_video" if args.pose else "video")
+    except MimicMotionError as exc:
+        return _refused(exc)
+    print(f"job {args.job_id}: {'pose video' if args.pose else 'video'} -> {path} ({path.stat().st_size} bytes)")
+    return 0
 
 
-def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+def delete_command(args: argparse.Namespace) -> int:
     try:
-        response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise SubmitError(f"cannot reach the gateway at {client.base_url}: {exc}") from exc
-    if response.status_code >= 400:
+        with _client(args) as client:
+            job = client.delete(args.job_id)
+    except MimicMotionError as exc:
+        return _refused(exc)
+    print(f"job {job.id} {job.status}: its stored data was removed at {job.raw.get('data_removed_at')}")
+    return 0
+
+
+def _client(args: argparse.Namespace) -> Client:
+    """A client of ``--url`` with ``--api-key`` (else ``$MIMICMOTION_URL``, ``$MIMICMOTION_API_KEY``)."""
+    return Client(args.url, args.api_key)
+
+
+def _refused(exc: MimicMotionError) -> int:
+    print(f"mimicmotion: error [{exc.code}]: {exc.message}", file=sys.stderr)
+    return 2
+
+
+def progress_label(job: Job) -> str:
+    """What the bar says: the stage, with step k/N where the stage counts steps (denoising); else the status."""
+    progress = job.progress
+    if job.is_terminal or progress is None:
+        ahead = f" ({job.queue_position} ahead)" if job.status == "queued" and job.queue_position else ""
+        return job.status + ahead
+    return progress.stage + (f" {progress.step}/{progress.total_steps}" if progress.total_steps > 1 else "")
+
+
+class JobProgress:
+    """A tqdm bar of the job's fraction on a terminal; elsewhere (logs, CI), or without tqdm (it comes with
+    the [worker] extra), one line per stage."""
+
+    def __init__(self) -> None:
         try:
-            error = response.json()["error"]
-            detail = f"[{error['code']}] {error['message']}"
-        except (ValueError, KeyError, TypeError):
-            detail = response.text[:200]
-        raise SubmitError(f"{method} {path} answered HTTP {response.status_code}: {detail}")
-    return response
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        self._bar = None
+        if tqdm is not None and sys.stderr.isatty():
+            self._bar = tqdm(total=100, unit="%", bar_format="{desc:<16} {bar} {n:.0f}% [{elapsed}]")
+        self._last_stage: str | None = None
 
+    def show(self, job: Job) -> None:
+        label = progress_label(job)
+        stage = label.split(" ")[0]
+        if self._bar is not None:
+            self._bar.set_description_str(label)
+            self._bar.update(round(100 * (job.progress.fraction if job.progress else 0.0)) - self._bar.n)
+        elif stage != self._last_stage:
+            print(f"job {job.id}: {label}", file=sys.stderr)
+        self._last_stage = stage
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    if not isinstance(body, dict):
-        raise SubmitError(f"unexpected answer from the gateway: {str(body)[:200]}")
-    return body
+    def __enter__(self) -> "JobProgress":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -11,6 +11,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from core.animate import Animator
+    from tests.support.client_stack import ClientStack
     from tests.support.input_files import InputServer
 
 
@@ -107,3 +108,14 @@ def isolated_cli_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def client_stack(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, short_inputs_url: str
+) -> "Iterator[ClientStack]":
+    """One gateway and worker (own Redis, API keys) for the Python client's and the CLI's tests, started once."""
+    from tests.support.client_stack import client_stack
+
+    with client_stack(tmp_path_factory.mktemp("client-stack"), tiny_model_dir, short_inputs_url) as stack:
+        yield stack

@@ -73,7 +73,7 @@ def test_up_serves_a_submitted_job_and_stops_everything_on_ctrl_c(
         video = read_video_frames(out, sample_stride=1)
         assert video.frames.shape == (5, 192, 128, 3)  # 9 frames at stride 2
 
-        # Local paths instead of URLs: submit serves them from 127.0.0.1 while it waits.
+        # Local paths instead of URLs: submit uploads them to the gateway first.
         local_out = tmp_path / "local.mp4"
         image_path, video_path = tmp_path / "local-person.png", tmp_path / "local-drive.mp4"
         write_image(image_path, person_image(200, 150, seed=4))

@@ -1,9 +1,11 @@
 """The ``mimicmotion`` command on the tiny model: pose and animate end to end on real files."""
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -17,12 +19,20 @@ from core.video.decode import read_image, read_video_frames
 from core.video.frames import prepare_reference_image
 from tests.support.media import moving_person_frames, person_image, write_garbage, write_image, write_video
 
+if TYPE_CHECKING:
+    from tests.support.client_stack import ClientStack
+
 pytestmark = pytest.mark.usefixtures("isolated_cli_settings")
 
 # Small but real: resolution 128 gives 192x128 frames (portrait), 11 sampled frames, 2 tiles of 8.
 ANIMATE_FLAGS = [
     "--resolution", "128", "--num-inference-steps", "2", "--tile-size", "8", "--tile-overlap", "2",
     "--sample-stride", "2", "--seed", "7", "--device", "cpu",
+]  # fmt: skip
+# The same job through a gateway: 8 steps, so the event stream (0.5 s polls) sees it denoising.
+SUBMIT_FLAGS = [
+    "--resolution", "128", "--num-inference-steps", "8", "--tile-size", "8", "--tile-overlap", "2",
+    "--sample-stride", "2", "--seed", "7",
 ]  # fmt: skip
 
 
@@ -120,14 +130,78 @@ def test_console_script_makes_a_tiny_model(tmp_path: Path) -> None:
     resolve_model_files(tmp_path / "m")
 
 
-def test_submit_refuses_local_files_without_wait(inputs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_submit_uploads_local_files_follows_the_stream_and_downloads(
+    client_stack: "ClientStack", inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     image, video = inputs
-    assert main(["submit", "--image", str(image), "--video", str(video)]) == 2
-    assert "local files can only be sent" in capsys.readouterr().err
+    out = tmp_path / "result.mp4"
+    gateway = ["--url", client_stack.base_url, "--api-key", client_stack.fresh_key()]
+    args = ["submit", *gateway, "--image", str(image), "--video", str(video), "--out", str(out), *SUBMIT_FLAGS]
+    assert main(args) == 0, capsys.readouterr().err
+
+    captured = capsys.readouterr()
+    assert "succeeded: 11 frames at 128x192, seed 7 -> " in captured.out
+    assert read_video_frames(out, sample_stride=1).frames.shape == (11, 192, 128, 3)
+    # Off a terminal, one line per stage as the event stream reports it, in order, ending with the status.
+    stages = re.findall(r"^job \S+: (\w+)", captured.err, flags=re.MULTILINE)
+    assert stages[-1] == "succeeded" and "denoising" in stages, captured.err
+    order = ["queued", "running", "fetching", "pose", "conditioning", "denoising", "decoding", "encoding",
+             "uploading", "succeeded"]  # fmt: skip
+    assert [order.index(stage) for stage in stages] == sorted(order.index(stage) for stage in stages)
+    assert re.search(r": denoising \d+/8$", captured.err, flags=re.MULTILINE)  # the stage's step k/N
 
 
-def test_submit_refuses_local_files_for_a_remote_gateway(inputs: tuple[Path, Path], capsys) -> None:
-    image, video = inputs
-    args = ["submit", "--url", "http://gpu.example:8000", "--image", str(image), "--video", str(video), "--wait"]
-    assert main(args) == 2
-    assert "local files can only be sent" in capsys.readouterr().err
+def test_submit_no_wait_prints_the_job_then_download_and_delete_use_its_id(
+    client_stack: "ClientStack", tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway = ["--url", client_stack.base_url, "--api-key", client_stack.fresh_key()]
+    image, video = f"{client_stack.inputs_url}/person.png", f"{client_stack.inputs_url}/drive.mp4"
+    assert main(["submit", *gateway, "--image", image, "--video", video, "--no-wait", "--resolution", "128",
+                 "--num-inference-steps", "1", "--tile-size", "2", "--tile-overlap", "1"]) == 0  # fmt: skip
+    job = json.loads(capsys.readouterr().out)
+    assert job["status"] == "queued" and job["params"]["resolution"] == 128
+    from mimicmotion_client import Client
+
+    with Client(client_stack.base_url, gateway[3]) as client:
+        assert client.wait(job["id"], timeout=120).status == "succeeded"
+
+    out = tmp_path / "downloaded.mp4"
+    assert main(["download", job["id"], "--out", str(out), *gateway]) == 0
+    assert f"-> {out}" in capsys.readouterr().out and out.read_bytes()[4:8] == b"ftyp"
+    assert main(["download", job["id"], "--pose", "--out", str(tmp_path / "pose.mp4"), *gateway]) == 0
+    assert main(["delete", job["id"], *gateway]) == 0
+    assert "its stored data was removed at 20" in capsys.readouterr().out
+    assert main(["download", job["id"], "--out", str(tmp_path / "again.mp4"), *gateway]) == 2
+    assert capsys.readouterr().err.startswith("mimicmotion: error [no_output]: ")
+
+
+def test_client_commands_report_a_refusal_in_one_line(client_stack: "ClientStack", capsys) -> None:
+    assert main(["delete", "no-such-job", "--url", client_stack.base_url, "--api-key", client_stack.fresh_key()]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("mimicmotion: error [not_found]: ") and error.count("\n") == 1
+
+
+def test_submit_names_an_input_that_is_neither_a_url_nor_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["submit", "--url", "http://127.0.0.1:9", "--image", "no/such/person.png", "--video", "https://x.test/v.mp4"]
+    assert main(args) == 2  # refused before any request: nothing listens on port 9
+    error = capsys.readouterr().err
+    assert error.startswith("mimicmotion: error [invalid_input]: image ") and "no/such/person.png" in error
+
+
+def test_the_cli_imports_the_client_only_in_its_client_commands() -> None:
+    code = "import sys, cli.main; print(sorted(m for m in ('mimicmotion_client', 'cli.submit') if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+        check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"  # the gateway image runs `mimicmotion serve` without the client
+
+
+def test_client_commands_without_the_client_installed_say_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "mimicmotion_client", None)  # as in the gateway image: not installed
+    monkeypatch.delitem(sys.modules, "cli.submit", raising=False)
+    assert main(["delete", "some-job"]) == 2
+    assert "needs the Python client: pip install ./client" in capsys.readouterr().err
