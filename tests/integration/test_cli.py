@@ -203,5 +203,8 @@ def test_client_commands_without_the_client_installed_say_how_to_get_it(
 ) -> None:
     monkeypatch.setitem(sys.modules, "mimicmotion_client", None)  # as in the gateway image: not installed
     monkeypatch.delitem(sys.modules, "cli.submit", raising=False)
+    import cli
+
+    monkeypatch.delattr(cli, "submit", raising=False)  # `from cli import submit` would reuse an earlier import
     assert main(["delete", "some-job"]) == 2
     assert "needs the Python client: pip install ./client" in capsys.readouterr().err
