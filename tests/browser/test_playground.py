@@ -1,0 +1,163 @@
+"""The playground in a real browser (headless Debian chromium) against a real gateway and a worker on
+the tiny model: a job from dropped files to playable videos, cancel, a wrong key, user strings kept as
+text, and the page's Content-Security-Policy.
+"""
+
+import json
+import re
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.playground_page import API_KEY, Playground
+from tests.support.fault_stack import QUICK, FaultStack
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT_TO = "PLAYGROUND_SCREENSHOT_TO"
+STAGES = ["fetching", "pose", "conditioning", "denoising", "decoding", "encoding", "uploading"]
+# Enough denoising steps for the page to watch the bar move (the stream is polled every 0.5 s).
+WATCHED = {**QUICK, "num_inference_steps": 30}
+LONG = {**QUICK, "num_inference_steps": 100}  # still denoising when the test presses cancel
+
+
+def authorized(services: FaultStack) -> httpx.Client:
+    services.client.headers["Authorization"] = f"Bearer {API_KEY}"
+    return services.client
+
+
+def test_a_job_from_dropped_files_plays_its_pose_and_result_videos_and_lands_in_the_history(
+    playground: Playground, services: FaultStack, inputs: Path, tmp_path: Path
+) -> None:
+    playground.open()
+    playground.enter_key(API_KEY)
+    playground.choose_image(inputs / "person.png")
+    playground.drop_video(inputs / "drive.mp4")
+    # Both inputs show at once, from object URLs, before anything is uploaded.
+    playground.page.wait_for_function("document.querySelector('#image-local').naturalWidth > 0")
+    playground.page.wait_for_function("document.querySelector('#video-local').readyState >= 1")
+    assert playground.page.locator("#video-name").inner_text().startswith("drive.mp4")
+    playground.set_params({**WATCHED, "seed": 1234})
+
+    playground.submit()
+    playground.wait_for_status("succeeded", timeout_s=120)
+
+    seen = playground.seen()
+    job = authorized(services).get(f"/jobs/{playground.job_id()}").json()
+    assert job["status"] == "succeeded", services.services.logs()
+    assert job["params"]["num_inference_steps"] == 30 and job["params"]["seed"] == 1234
+    assert "denoising" in seen["stages"] and len(seen["stages"]) >= 2, seen
+    assert seen["stages"] == [stage for stage in STAGES if stage in seen["stages"]], seen  # in order, no repeats
+    assert "running" in seen["statuses"], seen
+    timeline = playground.page.locator("#timeline li.done")
+    assert timeline.evaluate_all("(items) => items.map((item) => item.dataset.stage)") == STAGES
+    denoising_steps = [int(m[1]) for text in seen["steps"] if (m := re.match(r"denoising step (\d+)/30 ", text))]
+    assert len(set(denoising_steps)) >= 2 and denoising_steps == sorted(denoising_steps), seen["steps"]
+    for testid in ("pose-video", "result-video"):
+        state = playground.wait_until_playable(testid)
+        assert state["readyState"] >= 1 and state["duration"] > 0, state
+    history = playground.by_testid("history").locator(f'button[data-job-id="{job["id"]}"]')
+    history.wait_for()
+    assert history.get_attribute("data-status") == "succeeded"
+    assert playground.page.locator('#details dd[data-field="seed"]').inner_text() == "1234"
+    assert seen["violations"] == []
+
+    screenshot = tmp_path / "playground.png"
+    playground.page.screenshot(path=str(screenshot), full_page=True)
+    if os.environ.get(SCREENSHOT_TO):  # refresh the README's picture: PLAYGROUND_SCREENSHOT_TO=assets/playground.png
+        shutil.copyfile(screenshot, REPO_ROOT / os.environ[SCREENSHOT_TO])
+
+
+def test_cancel_from_the_page_ends_a_running_job_as_canceled(
+    playground: Playground, services: FaultStack, inputs: Path
+) -> None:
+    playground.open()
+    playground.enter_key(API_KEY)
+    playground.choose_image(inputs / "person.png")
+    playground.choose_file("video-input", "drive.mp4", "video/mp4", (inputs / "drive.mp4").read_bytes())
+    playground.set_params(LONG)
+    playground.submit()
+    playground.page.wait_for_selector("[data-testid=progress][data-stage=denoising]", timeout=90_000)
+    assert playground.by_testid("cancel").is_enabled()
+
+    playground.by_testid("cancel").click()
+
+    playground.wait_for_status("canceled", timeout_s=30)
+    job = authorized(services).get(f"/jobs/{playground.job_id()}").json()
+    assert job["status"] == "canceled"
+    assert job["progress"]["step"] < 100  # it stopped mid-denoising, not after finishing
+    assert playground.by_testid("cancel").is_disabled()
+
+
+def test_a_wrong_key_shows_the_401_message(playground: Playground, inputs: Path) -> None:
+    playground.open()
+    playground.enter_key("not-a-key")
+
+    code, text = playground.error()
+    assert code == "unauthorized"
+    assert "did not accept the API key" in text and "unknown API key" in text and "unauthorized" in text
+
+    playground.page.locator("#error").evaluate("(box) => { box.hidden = true; }")
+    playground.choose_image(inputs / "person.png")
+    playground.drop_video(inputs / "drive.mp4")
+    playground.submit()  # the upload is refused the same way, and nothing is submitted
+    code, text = playground.error()
+    assert code == "unauthorized" and "unknown API key" in text
+    assert playground.status() == "idle"
+
+
+HOSTILE = "<img src=x onerror='window.__pwned = 1'><script>window.__pwned = 2</script>"
+
+
+def test_metadata_and_file_names_holding_html_show_as_text(
+    playground: Playground, services: FaultStack, inputs: Path
+) -> None:
+    client = authorized(services)
+    image = client.post("/uploads", files={"file": ("person.png", (inputs / "person.png").read_bytes())}).json()
+    video = client.post("/uploads", files={"file": ("drive.mp4", (inputs / "drive.mp4").read_bytes())}).json()
+    created = client.post(
+        "/jobs", json={"image_url": image["url"], "video_url": video["url"], "params": QUICK,
+                       "metadata": {"note": HOSTILE}},
+        headers={"Prefer": "wait=60"}, timeout=70,
+    )  # fmt: skip
+    assert created.status_code == 200, created.text
+    job_id = created.json()["id"]
+
+    playground.open()
+    playground.enter_key(API_KEY)
+    playground.by_testid("history").locator(f'button[data-job-id="{job_id}"]').click()
+    playground.wait_for_status("succeeded", timeout_s=10)
+    playground.choose_file("image-input", f"{HOSTILE}.png", "image/png", (inputs / "person.png").read_bytes())
+
+    metadata = playground.page.locator('#details dd[data-field="metadata"]')
+    assert HOSTILE in metadata.inner_text()
+    assert HOSTILE in playground.by_testid("history").inner_text()
+    assert playground.page.locator("#image-name").inner_text().startswith(f"{HOSTILE}.png")
+    # No element was made from the strings, and nothing in them ran.
+    assert playground.page.locator("main img[src='x'], main script, #history img, #details img").count() == 0
+    assert playground.page.evaluate("window.__pwned") is None
+    assert playground.seen()["violations"] == []
+
+
+def test_the_page_is_served_under_a_strict_csp_without_inline_script_or_style(services: FaultStack) -> None:
+    response = httpx.get(f"{services.services.base_url}/", trust_env=False)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+    assert policy["object-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert policy["base-uri"] == "'none'" and policy["connect-src"] == "'self'"
+    assert policy["img-src"] == policy["media-src"] == "'self' blob:"  # local storage: files come from /files
+    html = response.text
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S)
+    assert scripts and all('src="/playground/' in attributes and body.strip() == "" for attributes, body in scripts)
+    assert "<style" not in html and not re.search(r"\sstyle=", html)
+    assert not re.search(r"\son[a-z]+=", html)  # no inline event handlers
+    for name in ("playground.js", "api.js", "params.js", "snippets.js", "view.js", "playground.css"):
+        asset = httpx.get(f"{services.services.base_url}/playground/{name}", trust_env=False)
+        assert asset.status_code == 200 and "content-security-policy" in asset.headers, name
+    assert httpx.get(f"{services.services.base_url}/playground/..%2Fapp.py", trust_env=False).status_code == 404
