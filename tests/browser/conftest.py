@@ -16,17 +16,36 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.browser.playground_page import API_KEY, Playground
 from tests.support.fault_stack import FaultStack, fault_stack
 from tests.support.input_files import write_inputs
+from tests.support.processes import http_ok, wait_for
+from tests.support.redis_server import free_port
+from tests.support.service_stack import guarded_process
 
 CHROMIUM = "/usr/bin/chromium"
 # Root (CI containers) cannot use chromium's sandbox; the rest keeps a headless run quiet and offline.
-CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update", "--no-first-run",
-                 "--disable-dev-shm-usage", "--mute-audio", *(["--no-sandbox"] if os.geteuid() == 0 else [])]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+    "--mute-audio", *(["--no-sandbox"] if os.geteuid() == 0 else []),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[FaultStack]:
     with ExitStack() as stack:
         yield fault_stack(stack, tmp_path_factory.mktemp("playground"), tiny_model_dir, ["w0"], api_keys=API_KEY)
+
+
+@pytest.fixture(scope="module")
+def keyless_url(services: FaultStack) -> Iterator[str]:
+    """A second gateway on the same Redis, storage and worker, without API keys (allowed on loopback)."""
+    stack = services.services
+    env = {name: value for name, value in stack.env.items() if name != "MIMICMOTION_API_KEYS"}
+    port = free_port()
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    with guarded_process("gateway-keyless", args, env, stack.log_dir) as gateway:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: gateway.is_running() and http_ok(f"{url}/healthz"), timeout_s=60,
+                 message="the keyless gateway to answer", interval_s=0.1)  # fmt: skip
+        yield url
 
 
 @pytest.fixture(scope="module")

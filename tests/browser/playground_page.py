@@ -1,9 +1,9 @@
 """The playground as a test drives it: the controls by their data-testid, and a recorder in the page.
 
 The recorder (an init script, run before the page's own modules) notes every stage the progress bar
-shows, each step text beside it, every status, whether the pose video appeared before the job finished, each preview image that
-loaded with pixels, and every Content-Security-Policy violation, so a test asserts on what the page
-did over time rather than on one moment it happened to look.
+shows, each step text beside it, every status, whether the pose video appeared before the job
+finished, each preview image that loaded with pixels, and every Content-Security-Policy violation, so
+a test asserts on what the page did over time rather than on one moment it happened to look.
 """
 
 import base64

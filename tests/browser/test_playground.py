@@ -4,17 +4,20 @@ text, and the page's Content-Security-Policy.
 """
 
 import json
-import re
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Page
 
 from tests.browser.playground_page import API_KEY, Playground
 from tests.support.fault_stack import QUICK, FaultStack
+from tests.support.service_stack import wait_for_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -111,23 +114,54 @@ def test_a_wrong_key_shows_the_401_message(playground: Playground, inputs: Path)
     assert playground.status() == "idle"
 
 
+def quick_job(client: httpx.Client, inputs: Path, **fields: Any) -> dict[str, Any]:
+    """A QUICK job on uploaded inputs, finished (one Prefer: wait request)."""
+    image = client.post("/uploads", files={"file": ("person.png", (inputs / "person.png").read_bytes())}).json()
+    video = client.post("/uploads", files={"file": ("drive.mp4", (inputs / "drive.mp4").read_bytes())}).json()
+    body = {"image_url": image["url"], "video_url": video["url"], "params": {**QUICK, "seed": 7}, **fields}
+    created = client.post("/jobs", json=body, headers={"Prefer": "wait=60"}, timeout=70)
+    assert created.status_code == 200 and created.json()["status"] == "succeeded", created.text
+    job: dict[str, Any] = created.json()
+    return job
+
+
+def test_copy_as_curl_runs_the_same_job_and_copy_as_python_calls_the_client(
+    playground: Playground, services: FaultStack, inputs: Path
+) -> None:
+    client = authorized(services)
+    job = quick_job(client, inputs)
+    playground.open()
+    playground.enter_key(API_KEY)
+    playground.by_testid("history").locator(f'button[data-job-id="{job["id"]}"]').click()
+    playground.wait_for_status("succeeded", timeout_s=10)
+
+    playground.page.locator("#copy-python").click()
+    python = playground.page.locator("#snippet").inner_text()
+    playground.page.locator("#copy-curl").click()
+    curl = playground.page.locator("#snippet").inner_text()
+
+    assert API_KEY not in python and API_KEY not in curl  # both read $MIMICMOTION_API_KEY
+    compile(python, "snippet.py", "exec")
+    assert "from mimicmotion_client import Client" in python
+    assert f'Client("{services.services.base_url}", api_key=os.environ["MIMICMOTION_API_KEY"])' in python
+    assert 'client.run(image="person.png", video="drive.mp4", params={' in python and '"seed": 7' in python
+    # The curl script, run where person.png and drive.mp4 lie, submits the same job again: same params, same video.
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", curl], cwd=inputs, capture_output=True, text=True,
+                         env={**os.environ, "MIMICMOTION_API_KEY": API_KEY}, timeout=60, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    again = wait_for_terminal(client, [json.loads(run.stdout)["id"]], timeout_s=60, stack=services.services)
+    repeat = next(iter(again.values()))
+    assert repeat["status"] == "succeeded" and repeat["params"] == job["params"]
+    assert repeat["output"]["sha256"] == job["output"]["sha256"]
+
+
 HOSTILE = "<img src=x onerror='window.__pwned = 1'><script>window.__pwned = 2</script>"
 
 
 def test_metadata_and_file_names_holding_html_show_as_text(
     playground: Playground, services: FaultStack, inputs: Path
 ) -> None:
-    client = authorized(services)
-    image = client.post("/uploads", files={"file": ("person.png", (inputs / "person.png").read_bytes())}).json()
-    video = client.post("/uploads", files={"file": ("drive.mp4", (inputs / "drive.mp4").read_bytes())}).json()
-    created = client.post(
-        "/jobs", json={"image_url": image["url"], "video_url": video["url"], "params": QUICK,
-                       "metadata": {"note": HOSTILE}},
-        headers={"Prefer": "wait=60"}, timeout=70,
-    )  # fmt: skip
-    assert created.status_code == 200, created.text
-    job_id = created.json()["id"]
-
+    job_id = quick_job(authorized(services), inputs, metadata={"note": HOSTILE})["id"]
     playground.open()
     playground.enter_key(API_KEY)
     playground.by_testid("history").locator(f'button[data-job-id="{job_id}"]').click()
@@ -161,3 +195,20 @@ def test_the_page_is_served_under_a_strict_csp_without_inline_script_or_style(se
         asset = httpx.get(f"{services.services.base_url}/playground/{name}", trust_env=False)
         assert asset.status_code == 200 and "content-security-policy" in asset.headers, name
     assert httpx.get(f"{services.services.base_url}/playground/..%2Fapp.py", trust_env=False).status_code == 404
+
+
+def test_without_keys_on_loopback_the_page_needs_no_key(page: Page, keyless_url: str, inputs: Path) -> None:
+    playground = Playground(page, keyless_url)
+    playground.open()
+    assert page.locator("body").get_attribute("data-key-required") == "false"
+    assert "needs no key" in page.locator("#key-note").inner_text()
+    playground.choose_image(inputs / "person.png")
+    playground.drop_video(inputs / "drive.mp4")
+    playground.set_params(QUICK)
+
+    playground.submit()
+
+    playground.wait_for_status("succeeded", timeout_s=60)
+    assert playground.wait_until_playable("result-video")["duration"] > 0
+    playground.by_testid("history").locator(f'button[data-job-id="{playground.job_id()}"]').wait_for()
+    assert page.locator("#error").is_hidden()

@@ -5,6 +5,7 @@
 // an unknown input (a job this tab did not submit) is a file placeholder.
 
 const PLACEHOLDER = { image: { kind: "file", name: "person.png" }, video: { kind: "file", name: "drive.mp4" } };
+const PLACEHOLDER_NOTE = "this tab did not submit the job: person.png and drive.mp4 stand for its inputs";
 
 export function shellQuote(text) {
   return `'${String(text).replace(/'/g, `'\\''`)}'`;
@@ -12,7 +13,9 @@ export function shellQuote(text) {
 
 export function curlSnippet(baseUrl, job, inputs, keyRequired) {
   const auth = keyRequired ? ` -H "Authorization: Bearer $MIMICMOTION_API_KEY"` : "";
-  const lines = [keyRequired ? "# needs MIMICMOTION_API_KEY in the environment, and jq" : "# needs jq", `BASE=${shellQuote(baseUrl)}`];
+  const lines = [keyRequired ? "# needs MIMICMOTION_API_KEY in the environment, and jq" : "# needs jq"];
+  if (!inputs) lines.push(`# ${PLACEHOLDER_NOTE}`);
+  lines.push(`BASE=${shellQuote(baseUrl)}`);
   const args = [];
   for (const role of ["image", "video"]) {
     const input = inputs?.[role] || PLACEHOLDER[role];
@@ -20,13 +23,13 @@ export function curlSnippet(baseUrl, job, inputs, keyRequired) {
     if (input.kind === "url") {
       lines.push(`${variable}=${shellQuote(input.url)}`);
     } else {
-      lines.push(`${variable}=$(curl -sf${auth} -F ${shellQuote(`file=@${input.name}`)} "$BASE/uploads" | jq -r .url)`);
+      lines.push(`${variable}=$(curl -sS --fail-with-body${auth} -F ${shellQuote(`file=@${input.name}`)} "$BASE/uploads" | jq -r .url)`);
     }
     args.push(`--arg ${role} "$${variable}"`);
   }
   const params = JSON.stringify(job.params);
   lines.push(
-    `curl -sf "$BASE/jobs"${auth} -H 'Content-Type: application/json' \\`,
+    `curl -sS --fail-with-body "$BASE/jobs"${auth} -H 'Content-Type: application/json' \\`,
     `  -d "$(jq -n ${args.join(" ")} --argjson params ${shellQuote(params)} \\`,
     `        '{image_url: $image, video_url: $video, params: $params}')"`,
   );
@@ -52,6 +55,7 @@ export function pythonSnippet(baseUrl, job, inputs, keyRequired) {
     ? `Client(${JSON.stringify(baseUrl)}, api_key=os.environ["MIMICMOTION_API_KEY"])`
     : `Client(${JSON.stringify(baseUrl)})`;
   return [
+    ...(inputs ? [] : [`# ${PLACEHOLDER_NOTE}`]),
     ...(keyRequired ? ["import os", ""] : []),
     "from mimicmotion_client import Client",
     "",
