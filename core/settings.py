@@ -179,6 +179,13 @@ class Settings(BaseSettings):
     reaper_interval_s: float = Field(
         default=30.0, gt=0, description="How often each worker looks for running jobs whose lease lapsed."
     )
+    preview_interval_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Live previews of the denoised estimate (a small animated WebP, no VAE) every this fraction "
+        "of the denoising steps (0.1: about every 10 %); 0 turns them off. The final video is the same either way.",
+    )
     upload_attempts: int = Field(
         default=4, ge=1, description="Tries to store a job's results before it fails with storage_error."
     )

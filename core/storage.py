@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.contract.public import OutputPublic
-from core.contract.records import JobOutput
+from core.contract.records import Job, JobOutput, JobStatus
 from core.errors import ConfigurationError, StorageError
 from core.settings import Settings
 
@@ -118,6 +118,17 @@ def mint_output(storage: Storage, output: JobOutput, *, ttl_s: int) -> OutputPub
         sha256=output.sha256,
         expires_at=min(video.expires_at, pose_video.expires_at),
     )
+
+
+def mint_live_urls(storage: Storage, job: Job, *, ttl_s: int) -> dict[str, str | None]:
+    """``pose_video_url`` and ``preview_url`` of a job from its record's keys (None where it has none; previews
+    only while the job runs, as the worker deletes the last one when the job ends)."""
+    pose_key = job.output.pose_video_key if job.output is not None else job.pose_video_key
+    preview_key = job.preview_key if job.status is JobStatus.running else None
+    return {
+        "pose_video_url": storage.url_for(pose_key, ttl_s=ttl_s).url if pose_key else None,
+        "preview_url": storage.url_for(preview_key, ttl_s=ttl_s).url if preview_key else None,
+    }
 
 
 def validate_key(key: str) -> str:
@@ -375,10 +386,12 @@ class LocalStorage:
             raise StorageError(f"the results directory {self.root} is not writable")
 
     def delete(self, key: str) -> None:
+        path = self.root / validate_key(key)
         try:
-            (self.root / validate_key(key)).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"deleting {key} under {self.root} failed: {exc}") from exc
+        self._prune(path.parent)
 
     def delete_prefix(self, prefix: str) -> int:
         folder = self.root / _check_prefix(prefix).rstrip("/")
@@ -389,7 +402,19 @@ class LocalStorage:
             shutil.rmtree(folder)
         except OSError as exc:
             raise StorageError(f"deleting {prefix}* under {self.root} failed: {exc}") from exc
+        self._prune(folder.parent)
         return deleted
+
+    def _prune(self, folder: Path) -> None:
+        """Remove ``folder`` and its parents up to the root while they are empty (S3 has no folders to leave)."""
+        root = self.root.resolve()
+        folder = folder.resolve()
+        while folder != root and folder.is_relative_to(root):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone, or raced by a writer): stop there
+                return
+            folder = folder.parent
 
     def get_file(self, key: str, dest: Path) -> str:
         path = self.root / validate_key(key)

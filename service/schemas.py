@@ -160,9 +160,14 @@ class JobPublic(JobView):
         queue_position: int | None,
         output: OutputPublic | None,
         deliveries: list[Delivery] | None = None,
+        pose_video_url: str | None = None,
+        preview_url: str | None = None,
     ) -> "JobPublic":
         return cls(
-            **public_fields(job, queue_position=queue_position, output=output),
+            **public_fields(
+                job, queue_position=queue_position, output=output, pose_video_url=pose_video_url,
+                preview_url=preview_url,
+            ),
             webhook_deliveries=[WebhookDeliveryPublic.from_delivery(d) for d in deliveries or []],
         )
 

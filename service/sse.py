@@ -26,8 +26,17 @@ def format_event(event: str, event_id: str, data: str) -> str:
 
 
 def fingerprint(view: JobPublic) -> str:
-    """What the client has seen; output URLs are left out, as they are minted anew on every read."""
-    return hashlib.sha256(view.model_dump_json(exclude={"output"}).encode()).hexdigest()[:12]
+    """What the client has seen. URLs are minted anew on every read, so only their paths count (they name the
+    stored file: a new preview is an event of its own); the output's URLs are left out."""
+    seen = view.model_copy(update={name: _without_query(getattr(view, name)) for name in _LIVE_URLS})
+    return hashlib.sha256(seen.model_dump_json(exclude={"output"}).encode()).hexdigest()[:12]
+
+
+_LIVE_URLS = ("pose_video_url", "preview_url")
+
+
+def _without_query(url: str | None) -> str | None:
+    return url.split("?", 1)[0] if url else url
 
 
 def parse_last_event_id(value: str | None) -> tuple[int, str | None]:

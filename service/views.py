@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from core.contract.records import Job, JobStatus
 from core.jobs.deliveries import Deliveries
 from core.jobs.store import JobPage, JobStore
-from core.storage import Storage, mint_output
+from core.storage import Storage, mint_live_urls, mint_output
 from service.schemas import JobList, JobPublic
 
 
@@ -24,7 +24,8 @@ class JobViewer:
         output = mint_output(self.storage, job.output, ttl_s=self.url_ttl_s) if job.output is not None else None
         # Only jobs that asked for webhooks have deliveries: the others cost no extra read.
         deliveries = Deliveries(self.store.db).for_job(job.id) if job.webhook_url else []
-        return JobPublic.from_job(job, queue_position=position, output=output, deliveries=deliveries)
+        live = mint_live_urls(self.storage, job, ttl_s=self.url_ttl_s)
+        return JobPublic.from_job(job, queue_position=position, output=output, deliveries=deliveries, **live)
 
     def show_page(self, page: JobPage) -> JobList:
         return JobList(data=[self.show(job) for job in page.jobs], next_cursor=page.next_cursor)

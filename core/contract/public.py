@@ -50,10 +50,25 @@ class JobView(BaseModel):
     data_removed_at: datetime | None = Field(
         default=None, description="When the job's stored files were deleted (DELETE /jobs/{id}); output is null since."
     )
+    pose_video_url: str | None = Field(
+        default=None, description="The drawn pose video, from the end of the pose stage on (check the skeleton early)."
+    )
+    preview_url: str | None = Field(
+        default=None,
+        description="A small animated WebP of the current denoised estimate, renewed every few denoising steps.",
+    )
 
 
-def public_fields(job: Job, *, queue_position: int | None, output: OutputPublic | None) -> dict[str, Any]:
-    """The ``JobView`` fields of ``job``, as keyword arguments for ``JobView`` or a subclass."""
+def public_fields(
+    job: Job,
+    *,
+    queue_position: int | None,
+    output: OutputPublic | None,
+    pose_video_url: str | None = None,
+    preview_url: str | None = None,
+) -> dict[str, Any]:
+    """The ``JobView`` fields of ``job``, as keyword arguments for ``JobView`` or a subclass (URLs minted by
+    the caller from the record's keys)."""
     return {
         "id": job.id,
         "status": job.status,
@@ -71,4 +86,6 @@ def public_fields(job: Job, *, queue_position: int | None, output: OutputPublic 
         "webhook_events": job.webhook_events,
         "timings": job.timings,
         "data_removed_at": job.data_removed_at,
+        "pose_video_url": pose_video_url,
+        "preview_url": preview_url,
     }

@@ -84,6 +84,10 @@ class Job(BaseModel):
     attempts: int = Field(default=0, description="Times a worker has claimed this job.")
     queue: str = Field(default="gpu", description="The GPU-class queue the job was sent to (and is re-sent to).")
     worker: str | None = Field(default=None, description="The worker holding the job while it runs.")
+    pose_video_key: str | None = Field(
+        default=None, description="The drawn pose video, stored as soon as the pose stage ends."
+    )
+    preview_key: str | None = Field(default=None, description="The newest live preview of the denoised estimate.")
     data_removed_at: datetime | None = Field(
         default=None, description="When DELETE /jobs/{id} removed the job's stored files; output is gone since."
     )

@@ -31,16 +31,16 @@ def result_prefix(job_id: str, attempt: int) -> str:
     return f"{job_files_prefix(job_id)}attempt-{attempt}/"
 
 
-def encode_results(generated: GeneratedFrames, prefix: str, tmp: Path) -> list[ResultFile]:
-    """H.264 of the result and of the pose frames aligned with it (the reference's own pose dropped),
-    as the files to upload under ``prefix``, in upload order."""
+def encode_results(generated: GeneratedFrames, prefix: str, tmp: Path, *, with_pose: bool = True) -> list[ResultFile]:
+    """H.264 of the result and (``with_pose``, unless stored early) of the pose frames aligned with it (the
+    reference's own pose dropped), as the files to upload under ``prefix``, in upload order."""
     fps = generated.params.fps
     write_mp4(generated.frames, tmp / "output.mp4", fps)
-    write_mp4(generated.pose_frames[1:], tmp / "pose.mp4", fps)
-    return [
-        ResultFile(f"{prefix}pose.mp4", tmp / "pose.mp4", "video/mp4"),
-        ResultFile(f"{prefix}output.mp4", tmp / "output.mp4", "video/mp4"),
-    ]
+    files = [ResultFile(f"{prefix}output.mp4", tmp / "output.mp4", "video/mp4")]
+    if with_pose:
+        write_mp4(generated.pose_frames[1:], tmp / "pose.mp4", fps)
+        files.insert(0, ResultFile(f"{prefix}pose.mp4", tmp / "pose.mp4", "video/mp4"))
+    return files
 
 
 def job_output(generated: GeneratedFrames, pose: StoredObject, video: StoredObject) -> JobOutput:

@@ -29,6 +29,7 @@ from core.execution.inputs import fetch_job_inputs
 from core.execution.lease import LeaseKeeper
 from core.execution.outcome import Outcome, Succeeded, WorkerStoppingError, attempt
 from core.execution.prefetch import InputsPrefetch
+from core.execution.previews import EarlyPoseVideo, LivePreviews
 from core.execution.progress import ProgressReporter
 from core.execution.results import GeneratedFrames, encode_results, job_output, result_prefix
 from core.execution.upload import upload_results
@@ -105,6 +106,9 @@ def run_job(job_id: str, deps: RunDeps) -> None:
     def finish() -> None:
         with held:
             outcome = generated if isinstance(generated, Outcome) else attempt(lambda: run.store(generated))
+            run.previews.discard()
+            if not isinstance(outcome, Succeeded):
+                run.pose_video.discard()  # a job without a result keeps no files
             run.final_write.record(outcome, run.timer.timings)
         deps.on_job_end(job_id, deps.clock() - claimed_at)
 
@@ -130,6 +134,15 @@ class _JobRun:
         # device-wide synchronize would wait for.
         self.timer = StageTimer(deps.clock)
         self.final_write = FinalWrite(deps.store, job.id, deps.worker, self.events)
+        # What the job shows while it runs: its pose video once the poses exist, previews while it denoises.
+        self.prefix = result_prefix(job.id, job.attempts)
+        self.pose_video = EarlyPoseVideo(
+            deps.storage, deps.store, job.id, deps.worker, f"{self.prefix}pose.mp4", tmp / "pose.mp4"
+        )
+        self.previews = LivePreviews(
+            deps.storage, deps.store, job.id, deps.worker, self.prefix, tmp,
+            interval_fraction=deps.settings.preview_interval_fraction,
+        )  # fmt: skip
 
     def generate(self) -> GeneratedFrames:
         """Stages 1-5, on the GPU: the inputs, their poses, the conditioning, denoising and VAE decoding."""
@@ -153,6 +166,7 @@ class _JobRun:
         progress.start(Stage.pose)
         posed = prepared.posed if prepared else prepare_poses(image, video.frames, job.params, animator.estimator)
         timer.timings.update(posed.timings)  # timed where it ran: here, or ahead in the prefetch
+        self.pose_video.start(posed.pose_frames[1:], job.params.fps)  # the result's pose video, shown early
         # 3. Conditioning: CLIP and VAE encoding of the reference, PoseNet on every pose frame, the noise
         params = with_seed(job.params)  # the seed actually used is recorded with the result
         assert params.seed is not None
@@ -166,7 +180,10 @@ class _JobRun:
             )  # fmt: skip
         # 4. Denoising; after each step, on_step stops a job that is no longer ours and reports
         with timer.stage(Stage.denoising, synchronize=on_device):
-            latents = pipeline.denoise(state, on_step=self.on_step)
+            try:
+                latents = pipeline.denoise(state, on_step=self.on_step, on_estimate=self.previews.on_estimate)
+            finally:
+                self.previews.stop()  # not waiting: a preview still uploading ends before the final write
         # 5. VAE decoding to uint8 frames, the reference frame dropped
         progress.start(Stage.decoding)
         with timer.stage(Stage.decoding, synchronize=on_device):
@@ -178,15 +195,18 @@ class _JobRun:
         settings, progress, timer = self.deps.settings, self.progress, self.timer
         # 6. Encode the result, and the pose frames aligned with it
         progress.start(Stage.encoding)
+        early_pose = self.pose_video.result()  # stored after the pose stage already, unless that failed
         with timer.stage(Stage.encoding):
-            files = encode_results(generated, result_prefix(self.job.id, self.job.attempts), self.tmp)
+            files = encode_results(generated, self.prefix, self.tmp, with_pose=early_pose is None)
         # 7. Upload under this attempt's own keys (a stale worker never touches another attempt's files),
-        #    both files or neither: storage faults are retried with backoff, then fail as storage_error.
+        #    all files or none: storage faults are retried with backoff, then fail as storage_error.
         progress.start(Stage.uploading)
         with timer.stage(Stage.uploading):
-            pose, video = upload_results(
-                self.deps.storage, files, attempts=settings.upload_attempts, backoff_s=settings.upload_backoff_s
-            )
+            stored = upload_results(
+                self.deps.storage, files, attempts=settings.upload_attempts, backoff_s=settings.upload_backoff_s,
+                already_stored=[early_pose] if early_pose is not None else [],
+            )  # fmt: skip
+        pose, video = (early_pose, *stored) if early_pose is not None else stored
         return Succeeded(job_output(generated, pose, video), generated.params)
 
     def on_step(self, step: int, total_steps: int) -> None:

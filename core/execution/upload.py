@@ -30,8 +30,11 @@ def upload_results(
     attempts: int,
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
+    already_stored: Sequence[StoredObject] = (),
 ) -> list[StoredObject]:
     """Put every file; a failed put is tried ``attempts`` times in all, waiting backoff_s, 2*backoff_s, ...
+
+    ``already_stored`` are the result's files stored earlier (the pose video): removed too on failure.
 
     Raises:
         StorageError: a file could not be stored in ``attempts`` tries (earlier files are removed again).
@@ -41,7 +44,7 @@ def upload_results(
         try:
             stored.append(_put_with_retries(storage, file, attempts, backoff_s, sleep))
         except StorageError as exc:
-            _remove(storage, stored)
+            _remove(storage, [*already_stored, *stored])
             raise StorageError(
                 f"storing the results failed after {attempts} tries ({exc.message}); "
                 "the result storage is unavailable, submit the job again later"

@@ -21,7 +21,7 @@ from core.errors import ForbiddenAddressError, InputFetchError, UnsupportedUrlEr
 from core.jobs.deliveries import Deliveries, Delivery, DeliveryAttempt, DeliveryState
 from core.network.url_guard import Resolver, default_resolver, unmapped, vet_url
 from core.settings import Settings
-from core.storage import Storage, mint_output
+from core.storage import Storage, mint_live_urls, mint_output
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ def event_body(delivery: Delivery, deps: WebhookDeps) -> bytes:
     """The event's body: the job as it was at the event, with output URLs minted for this attempt."""
     job = delivery.job
     output = None if job.output is None else mint_output(deps.storage, job.output, ttl_s=deps.settings.output_url_ttl_s)
-    view = JobView(**public_fields(job, queue_position=None, output=output))
+    live = mint_live_urls(deps.storage, job, ttl_s=deps.settings.output_url_ttl_s)
+    view = JobView(**public_fields(job, queue_position=None, output=output, **live))
     return webhooks.event_body(delivery.type, view.model_dump(mode="json"))
 
 

@@ -172,6 +172,8 @@ class JobStore:
                     "worker": worker,
                     "attempts": job.attempts + 1,
                     "progress": None,
+                    "pose_video_key": None,  # the new attempt shows its own
+                    "preview_key": None,
                 }
             )
 
@@ -264,7 +266,8 @@ class JobStore:
                 raise JobNotFoundError(f"no job {job_id}")
             if not job.status.is_terminal:
                 raise InvalidTransitionError(f"job {job_id} is {job.status.value}; cancel it first")
-            return job.model_copy(update={"output": None, "data_removed_at": job.data_removed_at or utc_now()})
+            removed = {"output": None, "pose_video_key": None, "preview_key": None}
+            return job.model_copy(update={**removed, "data_removed_at": job.data_removed_at or utc_now()})
 
         job = self._update(job_id, apply)
         assert job is not None

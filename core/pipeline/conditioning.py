@@ -50,7 +50,8 @@ def encode_vae_image(
 
     The latent is the posterior mean, not scaled by the VAE scaling factor (SVD convention).
     """
-    pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0  # (1, 3, H, W)
+    # Channels-last strides, as the original's VaeImageProcessor hands the VAE (its convolutions pick other kernels).
+    pixels = torch.from_numpy(image)[None].float().permute(0, 3, 1, 2) / 255.0 * 2.0 - 1.0  # (1, 3, H, W)
     # RNG draw 1: always drawn, even at strength 0, so the next draw sees the original's generator state.
     noise = torch.randn(pixels.shape, generator=generator, dtype=torch.float32)
     pixels = pixels + noise_aug_strength * noise
@@ -79,6 +80,7 @@ def encode_poses(models: MimicMotionModels, pose_frames: np.ndarray) -> torch.Te
     chunks = []
     for start in range(0, len(pose_frames), _POSE_CHUNK_FRAMES):
         frames = torch.from_numpy(pose_frames[start : start + _POSE_CHUNK_FRAMES]).to(models.device)
-        pixels = frames.permute(0, 3, 1, 2).to(models.dtype) / 127.5 - 1  # (n, 3, H, W)
+        # Contiguous NCHW, as the original's pose frames are (drawn as 3xHxW): not a channels-last view.
+        pixels = frames.permute(0, 3, 1, 2).contiguous().to(models.dtype) / 127.5 - 1  # (n, 3, H, W)
         chunks.append(models.pose_net(pixels))
     return torch.cat(chunks)

@@ -35,6 +35,8 @@ from core.pipeline.tiling import fusion_weights, tile_indices
 logger = logging.getLogger(__name__)
 
 OnStep = Callable[[int, int], None]
+# (step, total_steps, the denoised estimate x0 of every frame, (1, N', 4, h, w)), e.g. for live previews
+OnEstimate = Callable[[int, int, torch.Tensor], None]
 
 
 @dataclass
@@ -193,12 +195,16 @@ class MimicMotionPipeline:
         )  # fmt: skip
 
     @torch.no_grad()
-    def denoise(self, state: DenoisingState, *, on_step: OnStep | None = None) -> torch.Tensor:
+    def denoise(
+        self, state: DenoisingState, *, on_step: OnStep | None = None, on_estimate: OnEstimate | None = None
+    ) -> torch.Tensor:
         """Step 9, the denoising loop: (1, N', 4, h, w) final latents.
 
         Args:
             on_step: called as ``on_step(step, total_steps)`` after each step (step counts from 1); it
                 may raise ``JobCanceledError`` to stop between steps.
+            on_estimate: called before ``on_step`` with the step's denoised estimate (the scheduler's
+                ``pred_original_sample``); reading it changes nothing in the loop.
         """
         scheduler, num_steps = state.scheduler, state.num_inference_steps
         if scheduler.step_index is not None:
@@ -220,7 +226,10 @@ class MimicMotionPipeline:
             # RNG draw 3 is skipped: the original's Euler step (diffusers 0.27) drew unused noise here
             # every step (s_churn = 0, so gamma = 0); nothing is drawn after it, so no output changes.
             # diffusers 0.42 draws only when gamma > 0.
-            latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            stepped = scheduler.step(noise_pred, t, latents, return_dict=True)
+            latents = stepped.prev_sample
+            if on_estimate is not None:
+                on_estimate(step + 1, num_steps, stepped.pred_original_sample)
             if on_step is not None:
                 on_step(step + 1, num_steps)
         logger.info("denoised in %.2f s", time.perf_counter() - started)

@@ -132,6 +132,7 @@ def draw_hands(canvas: np.ndarray, pose: Pose) -> None:
             brightness = int(point_scores[a] * point_scores[b] * 255)
             if min(*pixels[a], *pixels[b]) > MIN_PIXEL:
                 # A float colour: OpenCV rounds it (the original passes matplotlib's float RGB array).
+                # OpenCV 5 sets other pixels where the line leaves the canvas: 4.10 is pinned for this.
                 cv2.line(canvas, pixels[a], pixels[b], _hand_edge_color(edge_index, brightness),
                          thickness=HAND_LINE_THICKNESS)  # fmt: skip
         for pixel, score in zip(pixels, point_scores, strict=True):

@@ -47,6 +47,15 @@ def crop_affine(center: np.ndarray, scale: np.ndarray, output_size: tuple[int, i
     return cv2.getAffineTransform(src, dst)
 
 
+def warp_crop(image: np.ndarray, matrix: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
+    """The original's cv2.warpAffine: bilinear, constant black border; (H, W, 3) uint8 -> (h, w, 3) uint8.
+
+    Its pixels are OpenCV 4.x's fixed-point bilinear warp (pinned in pyproject.toml): OpenCV 5 computes
+    this call with other kernels and gets other pixels (tests/unit/test_pose_warp_opencv4.py).
+    """
+    return cv2.warpAffine(image, matrix, output_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
 def crop_person(
     image: np.ndarray, box: np.ndarray, input_size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,7 +73,7 @@ def crop_person(
     center, scale = bbox_center_scale(box)
     scale = fix_aspect_ratio(scale, aspect=w / h)
     matrix = crop_affine(center, scale, (w, h))
-    warped = cv2.warpAffine(image, matrix, (int(w), int(h)), flags=cv2.INTER_LINEAR)  # border: constant 0
+    warped = warp_crop(image, matrix, (int(w), int(h)))
     # The original normalises in float64 and hands ORT a list, which ORT casts to the model's float32.
     normalised = (warped - PIXEL_MEAN) / PIXEL_STD  # (h, w, 3) float64
     return normalised.transpose(2, 0, 1).astype(np.float32), center, scale

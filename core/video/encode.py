@@ -3,6 +3,7 @@
 No torch here; frames arrive as (N, H, W, 3) uint8 RGB numpy arrays.
 """
 
+import io
 import logging
 import os
 import re
@@ -96,3 +97,14 @@ def _check_frames(frames: np.ndarray) -> None:
         raise ValueError(f"frames must be uint8, got {frames.dtype}")
     if frames.shape[0] == 0:
         raise ValueError("frames is empty: there is nothing to write")
+
+
+def encode_animated_webp(frames: np.ndarray, *, frame_ms: int = 250, quality: int = 70) -> bytes:
+    """(F, H, W, 3) uint8 RGB as a looping animated WebP (one still frame when F is 1)."""
+    images = [Image.fromarray(frame) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer, format="WEBP", save_all=len(images) > 1, append_images=images[1:], duration=frame_ms, loop=0,
+        quality=quality, method=4,
+    )  # fmt: skip
+    return buffer.getvalue()

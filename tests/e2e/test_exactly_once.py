@@ -65,8 +65,13 @@ def once(module_stack: FaultStack) -> FaultStack:
 
 
 def stored_versions(s3: Any, job_id: str) -> dict[str, list[str]]:
-    """Every key ever stored under the job's prefix, with the sha256 of each of its versions, oldest first."""
+    """Every result key ever stored under the job's prefix, with the sha256 of each of its versions, oldest first.
+
+    Live previews (``preview-NNNN.webp``) are left out: each is deleted when the next replaces it and the last
+    when the job ends, but a versioned bucket keeps their versions.
+    """
     versions = s3.list_object_versions(Bucket=BUCKET, Prefix=f"jobs/{job_id}/").get("Versions", [])
+    versions = [version for version in versions if "/preview-" not in version["Key"]]
     stored: dict[str, list[str]] = {}
     for version in sorted(versions, key=lambda v: v["LastModified"]):
         head = s3.head_object(Bucket=BUCKET, Key=version["Key"], VersionId=version["VersionId"])

@@ -6,10 +6,10 @@ A multipart image and a direct (presigned S3 PUT) video make a job that succeeds
 
 import socket
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import httpx

@@ -13,7 +13,7 @@ from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import create_storage
 from core.video.decode import read_video_frames
-from tests.support.jobs import create_job
+from tests.support.jobs import TINY_PARAMS, create_job
 from tests.support.worker_settings import worker_settings
 
 NUM_FRAMES, HEIGHT, WIDTH = 9, 192, 128  # TINY_PARAMS on the 17-frame drive.mp4
@@ -183,3 +183,41 @@ def test_unexpected_error_is_recorded_as_internal_error_without_the_traceback(
 
 def test_unknown_job_id_is_dropped_quietly(deps: RunDeps) -> None:
     run_job("no-such-job", deps)
+
+
+def test_live_previews_and_the_early_pose_video_change_nothing_in_the_result(
+    store: RecordingStore, job_settings: Settings, animator: Animator, inputs_url: str
+) -> None:
+    """Previews every 2 of 10 steps: each stored preview is a WebP named in the record while the job runs; the
+    pose video is the one stored early; none of it is left afterwards, and the result equals a run without."""
+    storage = create_storage(job_settings)
+    seen: dict[str, list[Any]] = {"preview": [], "pose": []}
+    record_changes = store.update_running
+
+    def recording(job_id: str, worker: str, **changes: Any) -> Job | None:
+        if "preview_key" in changes:
+            seen["preview"].append(storage.open_path(changes["preview_key"]).read_bytes()[:12])  # type: ignore[attr-defined]
+        if "pose_video_key" in changes:
+            seen["pose"].append(changes["pose_video_key"])
+        return record_changes(job_id, worker, **changes)
+
+    store.update_running = recording  # type: ignore[method-assign]
+    params = {**TINY_PARAMS.model_dump(), "num_inference_steps": 10}
+    outputs = []
+    for fraction in (0.2, 0.0):
+        settings = job_settings.model_copy(update={"preview_interval_fraction": fraction})
+        deps = RunDeps(store=store, storage=storage, animator=lambda: animator, settings=settings, worker="w@h")
+        job_id = create_job(store, inputs_url, params=params)
+        run_job(job_id, deps)
+        job = store.get(job_id)
+        assert job.status is JobStatus.succeeded and job.output is not None, job.error
+        outputs.append(job.output)
+        assert sorted(path.name for path in (storage.root / "jobs" / job_id).rglob("*") if path.is_file()) == [
+            "output.mp4", "pose.mp4",
+        ]  # fmt: skip
+        assert seen["pose"][-1] == job.output.pose_video_key  # stored once, early, and kept as the result's
+
+    with_previews, without = outputs
+    assert seen["preview"] and all(head[:4] == b"RIFF" and head[8:12] == b"WEBP" for head in seen["preview"])
+    assert len(seen["preview"]) <= 4  # steps 2, 4, 6, 8 at most (one still uploading makes the next skipped)
+    assert with_previews.sha256 == without.sha256  # the same video, byte for byte

@@ -22,19 +22,21 @@ from tests.support.worker_settings import worker_settings
 
 
 class StalledThenBrokenStorage:
-    """The real storage; the first put waits for the test's gate, every later put fails as an outage would."""
+    """The real storage, but the result video's first put waits for the test's gate and then fails, as every
+    later one does, as an outage would. Other files (the pose video, stored early) are stored."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage, self.entered, self.gate = storage, threading.Event(), threading.Event()
-        self.puts = 0
+        self.video_puts = 0
 
     def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
-        self.puts += 1
-        if self.puts > 1:
-            raise StorageError("the storage is unavailable")
-        self.entered.set()
-        assert self.gate.wait(timeout=120), "the test never opened the upload gate"
-        return self.storage.put_file(key, path, content_type)
+        if not key.endswith("/output.mp4"):
+            return self.storage.put_file(key, path, content_type)
+        self.video_puts += 1
+        if self.video_puts == 1:
+            self.entered.set()
+            assert self.gate.wait(timeout=120), "the test never opened the upload gate"
+        raise StorageError("the storage is unavailable")
 
     def __getattr__(self, name: str) -> object:  # url_for, exists, check, delete: the real ones
         return getattr(self.storage, name)
@@ -55,7 +57,8 @@ def test_stale_worker_whose_upload_fails_after_a_takeover_leaves_the_survivors_f
     survivor = RunDeps(store=store, storage=storage, animator=lambda: animator, settings=settings, worker="new@b")
     job_id = create_job(store, inputs_url)
 
-    # The stale worker reaches its upload and stalls there, as a frozen process would.
+    # The stale worker reaches the upload of its result and stalls there, as a frozen process would (its pose
+    # video was stored when its poses were drawn).
     stale_run = threading.Thread(target=run_job, args=(job_id, stale), daemon=True)
     stale_run.start()
     assert stalled.entered.wait(timeout=120), "the first worker never started its upload"
@@ -67,11 +70,12 @@ def test_stale_worker_whose_upload_fails_after_a_takeover_leaves_the_survivors_f
     done = store.get(job_id)
     assert done.status is JobStatus.succeeded and done.attempts == 2 and done.output is not None
 
-    # The stale worker wakes up: its first put lands, the second fails, and it removes what it stored.
+    # The stale worker wakes up: its result's puts fail, and it removes what it stored (its pose video).
     stalled.gate.set()
     stale_run.join(timeout=120)
     assert not stale_run.is_alive()
-    assert stalled.puts == 1 + 2  # the stalled put, then both tries of the next file
+    assert stalled.video_puts == 2  # both tries of the result video
+    assert not storage.exists(f"jobs/{job_id}/attempt-1/pose.mp4")  # its own pose video, removed
 
     after = store.get(job_id)
     assert after.status is JobStatus.succeeded and after.error is None and after.output == done.output

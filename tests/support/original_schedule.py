@@ -43,7 +43,8 @@ def run_original_schedule(
     height, width = image.shape[:2]
     # §4.0 steps 7-8: x/127.5 - 1 for both tensors, then the image goes back to PIL through (x+1)*127.5.
     image_pixels = torch.from_numpy(image).permute(2, 0, 1) / 127.5 - 1
-    pose_pixels = torch.from_numpy(pose_frames).permute(0, 3, 1, 2) / 127.5 - 1
+    # The original's pose frames are (N', 3, H, W) arrays: contiguous NCHW, not a permuted NHWC view.
+    pose_pixels = torch.from_numpy(pose_frames.transpose(0, 3, 1, 2).copy()) / 127.5 - 1
     pil_image = PIL.Image.fromarray(((image_pixels + 1.0) * 127.5).to(torch.uint8).permute(1, 2, 0).numpy())
     generator = torch.Generator("cpu").manual_seed(seed)
     image_processor = VaeImageProcessor(vae_scale_factor=8)
