@@ -57,6 +57,8 @@ def test_a_job_from_dropped_files_plays_its_pose_and_result_videos_and_lands_in_
     assert "denoising" in seen["stages"] and len(seen["stages"]) >= 2, seen
     assert seen["stages"] == [stage for stage in STAGES if stage in seen["stages"]], seen  # in order, no repeats
     assert "running" in seen["statuses"], seen
+    assert seen["poseShownWhile"] == "running", seen  # the pose video came before the result, mid-job
+    assert seen["previewsLoaded"] >= 1, seen  # at least one live preview decoded to pixels while it denoised
     timeline = playground.page.locator("#timeline li.done")
     assert timeline.evaluate_all("(items) => items.map((item) => item.dataset.stage)") == STAGES
     denoising_steps = [int(m[1]) for text in seen["steps"] if (m := re.match(r"denoising step (\d+)/30 ", text))]

@@ -150,8 +150,8 @@ export class JobView {
 
   renderMedia(job) {
     const el = this.el;
-    if (job.preview_url && job.preview_url !== this.shown.preview) {
-      this.shown.preview = job.preview_url; // each new preview is a new picture: reload on any change
+    if (job.preview_url && urlPath(job.preview_url) !== this.shown.preview) {
+      this.shown.preview = urlPath(job.preview_url); // each new preview is a new file (preview-<step>.webp)
       el.preview.src = job.preview_url;
       el.preview.hidden = false;
       el.previewEmpty.hidden = true;
