@@ -1,7 +1,7 @@
 """The playground as a test drives it: the controls by their data-testid, and a recorder in the page.
 
 The recorder (an init script, run before the page's own modules) notes every stage the progress bar
-shows, each step text beside it, every status, whether the pose video appeared before the job
+shows, each step and ETA text beside it, every status and its text, whether the pose video appeared before the job
 finished, each preview image that loaded with pixels, and every Content-Security-Policy violation, so
 a test asserts on what the page did over time rather than on one moment it happened to look.
 """
@@ -15,7 +15,8 @@ from playwright.sync_api import Locator, Page
 API_KEY = "playground-key-1"
 
 RECORDER = """
-window.__seen = {stages: [], steps: [], statuses: [], violations: [], poseShownWhile: null, previewsLoaded: 0};
+window.__seen = {stages: [], steps: [], etas: [], statuses: [], statusTexts: [], violations: [],
+                 poseShownWhile: null, previewsLoaded: 0};
 document.addEventListener("securitypolicyviolation", (e) => window.__seen.violations.push(
   `${e.violatedDirective} ${e.blockedURI}`));
 document.addEventListener("DOMContentLoaded", () => {
@@ -32,6 +33,11 @@ document.addEventListener("DOMContentLoaded", () => {
     const text = steps.textContent;
     if (text && seen.steps[seen.steps.length - 1] !== text) seen.steps.push(text);
   }).observe(steps, {childList: true, characterData: true, subtree: true});
+  const eta = document.querySelector("#eta");
+  new MutationObserver(() => { if (eta.textContent) seen.etas.push(eta.textContent); })
+    .observe(eta, {childList: true, characterData: true, subtree: true});
+  new MutationObserver(() => seen.statusTexts.push(status.textContent))
+    .observe(status, {childList: true, characterData: true, subtree: true});
   new MutationObserver(() => {
     const value = status.dataset.status;
     if (seen.statuses[seen.statuses.length - 1] !== value) seen.statuses.push(value);

@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.browser.playground_page import API_KEY, Playground
-from tests.support.fault_stack import QUICK, FaultStack
+from tests.support.fault_stack import QUICK, FaultStack, denoising
+from tests.support.processes import wait_for
 from tests.support.service_stack import wait_for_terminal
 
 pytestmark = pytest.mark.e2e
@@ -59,6 +60,7 @@ def test_a_job_from_dropped_files_plays_its_pose_and_result_videos_and_lands_in_
     assert "running" in seen["statuses"], seen
     assert seen["poseShownWhile"] == "running", seen  # the pose video came before the result, mid-job
     assert seen["previewsLoaded"] >= 1, seen  # at least one live preview decoded to pixels while it denoised
+    assert any(re.fullmatch(r"about \d+(\.\d)? s left", eta) for eta in seen["etas"]), seen["etas"]
     timeline = playground.page.locator("#timeline li.done")
     assert timeline.evaluate_all("(items) => items.map((item) => item.dataset.stage)") == STAGES
     denoising_steps = [int(m[1]) for text in seen["steps"] if (m := re.match(r"denoising step (\d+)/30 ", text))]
@@ -78,25 +80,34 @@ def test_a_job_from_dropped_files_plays_its_pose_and_result_videos_and_lands_in_
         shutil.copyfile(screenshot, REPO_ROOT / os.environ[SCREENSHOT_TO])
 
 
-def test_cancel_from_the_page_ends_a_running_job_as_canceled(
+def test_a_queued_job_shows_its_place_and_cancel_from_the_page_ends_it_running_as_canceled(
     playground: Playground, services: FaultStack, inputs: Path
 ) -> None:
+    client = authorized(services)
+    image = client.post("/uploads", files={"file": ("person.png", (inputs / "person.png").read_bytes())}).json()
+    video = client.post("/uploads", files={"file": ("drive.mp4", (inputs / "drive.mp4").read_bytes())}).json()
+    blocker = client.post("/jobs", json={"image_url": image["url"], "video_url": video["url"], "params": LONG}).json()
+    wait_for(lambda: denoising(services.store, blocker["id"]), timeout_s=60, message="the blocker to denoise")
     playground.open()
     playground.enter_key(API_KEY)
     playground.choose_image(inputs / "person.png")
     playground.choose_file("video-input", "drive.mp4", "video/mp4", (inputs / "drive.mp4").read_bytes())
     playground.set_params(LONG)
     playground.submit()
+    playground.wait_for_status("queued", timeout_s=30)  # one worker, busy with the blocker
+    playground.page.wait_for_function("document.querySelector('[data-testid=status]').textContent.includes('next')")
+    assert client.post(f"/jobs/{blocker['id']}/cancel").status_code == 200
     playground.page.wait_for_selector("[data-testid=progress][data-stage=denoising]", timeout=90_000)
     assert playground.by_testid("cancel").is_enabled()
 
     playground.by_testid("cancel").click()
 
     playground.wait_for_status("canceled", timeout_s=30)
-    job = authorized(services).get(f"/jobs/{playground.job_id()}").json()
+    job = client.get(f"/jobs/{playground.job_id()}").json()
     assert job["status"] == "canceled"
     assert job["progress"]["step"] < 100  # it stopped mid-denoising, not after finishing
     assert playground.by_testid("cancel").is_disabled()
+    assert "Queued: next in line." in playground.seen()["statusTexts"]
 
 
 def test_a_wrong_key_shows_the_401_message(playground: Playground, inputs: Path) -> None:
@@ -114,6 +125,43 @@ def test_a_wrong_key_shows_the_401_message(playground: Playground, inputs: Path)
     code, text = playground.error()
     assert code == "unauthorized" and "unknown API key" in text
     assert playground.status() == "idle"
+
+
+def test_a_refused_upload_shows_its_code_and_what_it_means(playground: Playground, inputs: Path) -> None:
+    playground.open()
+    playground.enter_key(API_KEY)
+    playground.choose_image(inputs / "person.png")
+    playground.choose_file("video-input", "notes.mp4", "video/mp4", b"%PDF-1.4 not a video at all\n" * 40)
+
+    playground.submit()
+
+    code, text = playground.error()
+    assert code == "unsupported_media_type"
+    assert "not an image or a video" in text and "code: unsupported_media_type · HTTP 415" in text
+    assert playground.status() == "idle"
+
+
+def test_the_params_form_is_the_api_schema_for_job_params(playground: Playground, services: FaultStack) -> None:
+    schema = services.client.get("/openapi.json").json()["components"]["schemas"]["JobParams"]["properties"]
+    playground.open()
+    form = playground.page.locator("#params")
+
+    names = form.locator("[name]").evaluate_all("(inputs) => inputs.map((input) => input.name)")
+    assert names == list(schema)
+    resolution = form.locator('[name="resolution"]')
+    assert resolution.input_value() == str(schema["resolution"]["default"])
+    assert resolution.get_attribute("min") == "128" and resolution.get_attribute("max") == "1024"
+    assert resolution.get_attribute("step") == "64"
+    assert form.locator('[name="sigma_schedule"] option').all_inner_texts() == schema["sigma_schedule"]["enum"]
+    assert form.locator('[name="seed"]').input_value() == ""  # no default: the server draws one
+    for name, prop in schema.items():
+        assert prop["description"] in form.locator(f'label:has([name="{name}"]) small').inner_text()
+
+    playground.enter_key(API_KEY)
+    playground.set_params({"resolution": 100})
+    playground.submit()  # refused in the page, naming the field and the range, before any upload
+    code, text = playground.error()
+    assert code == "invalid_params" and "resolution must be at least 128 (got 100)" in text
 
 
 def quick_job(client: httpx.Client, inputs: Path, **fields: Any) -> dict[str, Any]:
