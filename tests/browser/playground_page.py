@@ -10,7 +10,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import Locator, Page, Request
 
 API_KEY = "playground-key-1"
 
@@ -68,6 +68,11 @@ class Playground:
     def __init__(self, page: Page, base_url: str) -> None:
         self.page = page
         self.base_url = base_url
+        self.requests: list[Request] = []  # every request the page made, in order
+        page.on("request", self._record)
+
+    def _record(self, request: Request) -> None:
+        self.requests.append(request)
 
     def by_testid(self, testid: str) -> Locator:
         return self.page.get_by_test_id(testid)

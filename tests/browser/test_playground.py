@@ -73,6 +73,14 @@ def test_a_job_from_dropped_files_plays_its_pose_and_result_videos_and_lands_in_
     assert history.get_attribute("data-status") == "succeeded"
     assert playground.page.locator('#details dd[data-field="seed"]').inner_text() == "1234"
     assert seen["violations"] == []
+    # Nothing came from elsewhere; the key went in headers only, and stayed in this tab's session storage.
+    assert all(request.url.startswith(("blob:", playground.base_url + "/")) for request in playground.requests)
+    assert not any(API_KEY in request.url for request in playground.requests)
+    events = [r for r in playground.requests if r.url.endswith(f"/jobs/{job['id']}/events")]
+    assert events and events[0].all_headers()["authorization"] == f"Bearer {API_KEY}"
+    assert playground.page.evaluate("[sessionStorage.getItem('mimicmotion.apiKey'), localStorage.length]") == [
+        API_KEY, 0,
+    ]  # fmt: skip
 
     screenshot = tmp_path / "playground.png"
     playground.page.screenshot(path=str(screenshot), full_page=True)

@@ -49,6 +49,9 @@ function setUpKey() {
     else sessionStorage.removeItem(KEY_STORAGE);
     loadHistory();
   });
+  keyInput.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") keyInput.dispatchEvent(new Event("change"));
+  });
 }
 
 async function probeKeyRequired() {
@@ -269,6 +272,10 @@ async function start() {
   setUpInput("image");
   setUpInput("video");
   $("submit").addEventListener("click", submit);
+  $("params").addEventListener("submit", (event) => {
+    event.preventDefault(); // Enter in a field animates; the form itself never navigates
+    submit();
+  });
   $("cancel").addEventListener("click", cancel);
   $("refresh-history").addEventListener("click", loadHistory);
   $("copy-curl").addEventListener("click", () => copySnippet("curl"));
