@@ -146,7 +146,8 @@ async function submit() {
     loadHistory();
   } catch (error) {
     showError(error);
-    if (!state.job) setStatusText("No job yet.");
+    if (state.job) view.render(state.job); // put back what "Uploading ..." replaced
+    else setStatusText("No job yet.");
   } finally {
     button.disabled = false;
   }
