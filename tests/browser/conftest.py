@@ -9,9 +9,9 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.browser.playground_page import API_KEY, Playground
 from tests.support.fault_stack import FaultStack, fault_stack
@@ -19,6 +19,9 @@ from tests.support.input_files import write_inputs
 from tests.support.processes import http_ok, wait_for
 from tests.support.redis_server import free_port
 from tests.support.service_stack import guarded_process
+
+if TYPE_CHECKING:  # playwright is imported where a browser starts: without it, only the browser tests fail
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = "/usr/bin/chromium"
 # Root (CI containers) cannot use chromium's sandbox; the rest keeps a headless run quiet and offline.
@@ -55,7 +58,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser() -> Iterator["Browser"]:
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
@@ -63,7 +68,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: "Browser") -> Iterator["Page"]:
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -72,5 +77,5 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
-def playground(page: Page, services: FaultStack) -> Playground:
+def playground(page: "Page", services: FaultStack) -> Playground:
     return Playground(page, services.services.base_url)

@@ -8,9 +8,10 @@ a test asserts on what the page did over time rather than on one moment it happe
 
 import base64
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from playwright.sync_api import Locator, Page, Request
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page, Request
 
 API_KEY = "playground-key-1"
 
@@ -65,16 +66,16 @@ MEDIA_STATE = """(element) => ({readyState: element.readyState ?? null, duration
 
 
 class Playground:
-    def __init__(self, page: Page, base_url: str) -> None:
+    def __init__(self, page: "Page", base_url: str) -> None:
         self.page = page
         self.base_url = base_url
         self.requests: list[Request] = []  # every request the page made, in order
         page.on("request", self._record)
 
-    def _record(self, request: Request) -> None:
+    def _record(self, request: "Request") -> None:
         self.requests.append(request)
 
-    def by_testid(self, testid: str) -> Locator:
+    def by_testid(self, testid: str) -> "Locator":
         return self.page.get_by_test_id(testid)
 
     def open(self) -> None:

@@ -9,16 +9,18 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page
 
 from tests.browser.playground_page import API_KEY, Playground
 from tests.support.fault_stack import QUICK, FaultStack, denoising
 from tests.support.processes import wait_for
 from tests.support.service_stack import wait_for_terminal
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.e2e
 
@@ -255,7 +257,7 @@ def test_the_page_is_served_under_a_strict_csp_without_inline_script_or_style(se
     assert httpx.get(f"{services.services.base_url}/playground/..%2Fapp.py", trust_env=False).status_code == 404
 
 
-def test_without_keys_on_loopback_the_page_needs_no_key(page: Page, keyless_url: str, inputs: Path) -> None:
+def test_without_keys_on_loopback_the_page_needs_no_key(page: "Page", keyless_url: str, inputs: Path) -> None:
     playground = Playground(page, keyless_url)
     playground.open()
     assert page.locator("body").get_attribute("data-key-required") == "false"
