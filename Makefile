@@ -23,13 +23,16 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# The tests start their own redis-server and run Debian's docker-compose (`config` only, no engine).
+# The tests start their own redis-server, run Debian's docker-compose (`config` only, no engine), and drive
+# Debian's chromium headless through Playwright (tests/browser; jq and curl run its "copy as curl" script).
+SYSTEM_TOOLS := redis-server docker-compose chromium jq curl
 system-deps:
-	@if ! command -v redis-server >/dev/null || ! command -v docker-compose >/dev/null; then \
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server docker-compose >/dev/null; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "the tests need redis-server and docker-compose: install them (e.g. apt-get install redis-server docker-compose)" >&2; \
+			echo "the tests need$$missing: install them (e.g. apt-get install$$missing)" >&2; \
 			exit 1; \
 		fi; \
 	fi

@@ -15,7 +15,7 @@ from service.body_limit import BodySizeLimitMiddleware
 from service.errors import install_error_handlers
 from service.metrics import RequestMetricsMiddleware, create_registry
 from service.queue import TaskSender, create_task_sender
-from service.routes import files, health, jobs, metrics, uploads
+from service.routes import files, health, jobs, metrics, playground, uploads
 
 API_VERSION = "1.0.0"
 SSE_POLL_S = 0.5  # how often an event stream re-reads its job; tests lower it through app.state
@@ -57,6 +57,6 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)  # outermost: also counts the 413s
     install_error_handlers(app)
-    for router in (jobs.router, uploads.router, files.router, health.router, metrics.router):
+    for router in (jobs.router, uploads.router, files.router, health.router, metrics.router, playground.router):
         app.include_router(router)
     return app
