@@ -23,9 +23,9 @@ lint: install
 
 # The tests start their own redis-server and run Debian's docker-compose (`config` only, no engine).
 system-deps:
-	@if ! command -v redis-server >/dev/null || ! command -v docker-compose >/dev/null; then \
+	@if ! command -v redis-server >/dev/null || ! command -v docker-compose >/dev/null || ! command -v promtool >/dev/null; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server docker-compose >/dev/null; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server docker-compose prometheus >/dev/null; \
 		else \
 			echo "the tests need redis-server and docker-compose: install them (e.g. apt-get install redis-server docker-compose)" >&2; \
 			exit 1; \
