@@ -2,10 +2,11 @@
 
 - promtool (Debian's prometheus package) checks the Prometheus config and the rules, and runs the
   rules' unit tests (alerts.test.yml: each alert fires on its condition and not otherwise).
-- Every metric and label the rules and the dashboard name is one a live gateway's /metrics or a live
-  worker's metrics server exports, after one real job (so the labelled series exist). The worker's GPU
-  gauges exist only once CUDA is initialised: on this CPU stack their names come from the worker's own
-  collector with torch's CUDA readings stood in for (and the live worker is checked to lack them).
+- Every metric and label the rules, the dashboard and the KEDA trigger name is one a live gateway's
+  /metrics or a live worker's metrics server exports, after one real job (so the labelled series
+  exist). The worker's GPU gauges exist only once CUDA is initialised: on this CPU stack their names
+  come from the worker's own collector with torch's CUDA readings stood in for (and the live worker
+  is checked to lack them).
 - A real Prometheus (the same package) scrapes that stack, evaluates the rules without error and
   answers every dashboard query; no alert is active on a healthy stack.
 - `docker-compose --profile monitoring config` (Debian's docker-compose) names prometheus and grafana
@@ -132,6 +133,12 @@ def rule_expressions() -> dict[str, str]:
     return {rule.get("alert") or rule["record"]: rule["expr"] for group in groups for rule in group["rules"]}
 
 
+def keda_expressions() -> dict[str, str]:
+    scaled = yaml.safe_load((ROOT / "deploy/k8s/keda-scaledobject.yaml").read_text())
+    triggers = [t for t in scaled["spec"]["triggers"] if t["type"] == "prometheus"]
+    return {f"trigger {i}": trigger["metadata"]["query"] for i, trigger in enumerate(triggers)}
+
+
 def dashboard_expressions() -> dict[str, str]:
     dashboard = json.loads(DASHBOARD.read_text())
     return {
@@ -173,6 +180,12 @@ def test_the_alerts_the_issue_asks_for_exist() -> None:
         "MimicMotionRedisUnreachable", "MimicMotionGatewayMetricsAbsent", "MimicMotionNoLiveWorker",
         "MimicMotionQueueNotDraining", "MimicMotionJobFailureRateHigh", "MimicMotionGpuMemoryNearTotal",
     }  # fmt: skip
+
+
+def test_the_kubernetes_prometheus_rule_holds_the_same_rules() -> None:
+    rule = yaml.safe_load((ROOT / "deploy/k8s/prometheus-rule.yaml").read_text())
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
 
 
 # --- A live stack: the gateway, one worker with its metrics server, one finished job ------------------
@@ -249,7 +262,8 @@ def test_every_metric_and_label_the_rules_and_dashboard_name_is_exported(
     assert not set(gpu.labels) & set(live.labels), "a CPU worker serves no GPU readings (absent, not zero)"
     exported = {**live.labels, **gpu.labels}
     expressions = {**{f"rule {k}": v for k, v in rule_expressions().items()},
-                   **{f"panel {k}": v for k, v in dashboard_expressions().items()}}  # fmt: skip
+                   **{f"panel {k}": v for k, v in dashboard_expressions().items()},
+                   **{f"KEDA {k}": v for k, v in keda_expressions().items()}}  # fmt: skip
     assert len(expressions) >= 25, sorted(expressions)
     named: set[str] = set()
     problems = []
