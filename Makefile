@@ -24,10 +24,12 @@ lint: install
 	$(BIN)/mypy
 
 # The tests start their own redis-server, run Debian's docker-compose (`config` only, no engine), and drive
-# Debian's chromium headless through Playwright (tests/browser; jq and curl run its "copy as curl" script).
-SYSTEM_TOOLS := redis-server docker-compose chromium jq curl
+# Debian's chromium headless through Playwright (tests/browser; jq and curl run its "copy as curl" script), and
+# check the alert rules with promtool (Debian's prometheus). Each entry is COMMAND:PACKAGE.
+SYSTEM_TOOLS := redis-server:redis-server docker-compose:docker-compose chromium:chromium jq:jq curl:curl \
+	promtool:prometheus
 system-deps:
-	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -36,7 +36,7 @@ from worker.metrics import start_worker_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SERVICES = {"redis", "s3", "gateway", "worker", "webhooks", "flower"}
+SERVICES = {"redis", "s3", "gateway", "worker", "webhooks", "flower", "prometheus", "grafana"}
 
 
 def _tool(name: str) -> str:

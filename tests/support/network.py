@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 
 _LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost"}
+# A server's "all interfaces" address, resolved with AI_PASSIVE to bind a listening socket (a worker's
+# metrics server binds 0.0.0.0): binding sends nothing, and a connect to it is still refused.
+_WILDCARD_BIND_HOSTS = {"0.0.0.0", "::"}
 
 
 class ForbiddenTestTrafficError(AssertionError):
@@ -54,7 +57,8 @@ def forbid_non_loopback_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         flags = kwargs.get("flags", args[4] if len(args) > 4 else 0)
         is_name = host is not None and str(host) not in _LOOPBACK_NAMES
-        if is_name and not flags & socket.AI_NUMERICHOST:
+        is_wildcard_bind = flags & socket.AI_PASSIVE and str(host) in _WILDCARD_BIND_HOSTS
+        if is_name and not flags & socket.AI_NUMERICHOST and not is_wildcard_bind:
             _check_address((host if isinstance(host, str) else host.decode(), 0))
         return original_getaddrinfo(host, *args, **kwargs)
 

@@ -268,6 +268,15 @@ def test_the_network_guard_itself_stops_traffic_off_loopback() -> None:
         socket.create_connection(("8.8.8.8", 53), timeout=1)
 
 
+def test_the_network_guard_lets_a_server_bind_all_interfaces_but_not_connect_there() -> None:
+    # A worker's metrics server resolves 0.0.0.0 with AI_PASSIVE to bind it; nothing is sent.
+    assert socket.getaddrinfo("0.0.0.0", 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    with pytest.raises(AssertionError, match=re.escape("0.0.0.0, which is not loopback")):
+        socket.getaddrinfo("0.0.0.0", 80)
+    with socket.socket() as sock, pytest.raises(AssertionError, match=re.escape("0.0.0.0, which is not loopback")):
+        sock.connect(("0.0.0.0", 80))
+
+
 def test_unmapped_connects_to_the_ipv4_address_inside_a_mapped_one() -> None:
     assert unmapped(ipaddress.ip_address("::ffff:10.0.0.5")) == ipaddress.ip_address("10.0.0.5")
     assert unmapped(ipaddress.ip_address("2606:4700::1111")) == ipaddress.ip_address("2606:4700::1111")
