@@ -7,6 +7,7 @@ tasks by name without importing ``worker/``.
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from core.contract.queues import GPU_QUEUE
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import Storage, create_storage
@@ -53,7 +54,8 @@ def create_app(
     app.state.storage = storage if storage is not None else create_storage(settings)
     app.state.task_sender = task_sender if task_sender is not None else create_task_sender(settings)
     app.state.sse_poll_s = SSE_POLL_S
-    app.state.metrics_registry, http_metrics = create_registry(app.state.store)
+    routed_queues = (GPU_QUEUE, *(route.queue for route in settings.queue_routes))
+    app.state.metrics_registry, http_metrics = create_registry(app.state.store, routed_queues)
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)  # outermost: also counts the 413s
     install_error_handlers(app)

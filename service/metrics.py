@@ -6,7 +6,8 @@ exports the same numbers. Each app has its own registry: nothing registers globa
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -14,6 +15,10 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.contract.queues import GPU_QUEUE
+from core.contract.records import utc_now
+from core.jobs.broker import broker_queue_length
+from core.jobs.deliveries import Deliveries
 from core.jobs.heartbeats import WorkerHeartbeats
 from core.jobs.stage_stats import STAGE_BUCKET_BOUNDS, StageStatistics
 from core.jobs.store import JobStore
@@ -24,9 +29,10 @@ logger = logging.getLogger(__name__)
 class StoreCollector(Collector):
     """Reads job counts, queue depth, workers and stage histograms from the store on every scrape."""
 
-    def __init__(self, store: JobStore) -> None:
-        self.store = store
+    def __init__(self, store: JobStore, queues: Sequence[str] = (GPU_QUEUE,)) -> None:
+        self.store, self.queues = store, tuple(queues)
         self.heartbeats, self.stage_stats = WorkerHeartbeats(store.db), StageStatistics(store.db)
+        self.deliveries = Deliveries(store.db)
 
     def collect(self) -> Iterator[Metric]:
         store_up = GaugeMetricFamily("mimicmotion_store_up", "Whether the job store answered this scrape.")
@@ -41,6 +47,27 @@ class StoreCollector(Collector):
         yield store_up
         yield from metrics
 
+    def _queue_metrics(self, live: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+        return _queue_metrics_of(self.store, self.queues, live)
+
+    def _failure_and_webhook_metrics(self) -> Iterator[Metric]:
+        failures = GaugeMetricFamily(
+            "mimicmotion_job_failures", "Failed jobs by error.code, since the store began.", labels=["code"]
+        )
+        for code, count in sorted(self.store.failure_counts().items()):
+            failures.add_metric([code], count)
+        yield failures
+        yield GaugeMetricFamily(
+            "mimicmotion_webhook_backlog", "Webhook deliveries waiting for an attempt (due or retrying).",
+            value=self.deliveries.backlog(),
+        )
+        attempts = GaugeMetricFamily(
+            "mimicmotion_webhook_attempts", "Webhook attempts by result, since the store began.", labels=["result"]
+        )
+        for result, count in self.deliveries.attempt_counts().items():
+            attempts.add_metric([result], count)
+        yield attempts
+
     def _store_metrics(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("mimicmotion_jobs", "Jobs by status.", labels=["status"])
         for status, count in self.store.status_counts().items():
@@ -49,9 +76,10 @@ class StoreCollector(Collector):
         queue_depth, running = self.store.queue_length(), len(self.store.running_ids())
         yield GaugeMetricFamily("mimicmotion_queue_depth", "Jobs waiting in the queue.", value=queue_depth)
         yield GaugeMetricFamily("mimicmotion_running_jobs", "Jobs running now.", value=running)
-        yield GaugeMetricFamily(
-            "mimicmotion_live_workers", "Workers with a live heartbeat.", value=len(self.heartbeats.live())
-        )
+        live = self.heartbeats.live()
+        yield GaugeMetricFamily("mimicmotion_live_workers", "Workers with a live heartbeat.", value=len(live))
+        yield from self._queue_metrics(live)
+        yield from self._failure_and_webhook_metrics()
         stages = HistogramMetricFamily("mimicmotion_stage_seconds", "Time per job stage.", labels=["stage"])
         for stage, histogram in sorted(self.stage_stats.histograms().items()):
             # The store keeps per-bucket counts; Prometheus wants them cumulative.
@@ -61,6 +89,30 @@ class StoreCollector(Collector):
                 buckets.append((bound, float(cumulative)))
             stages.add_metric([stage], buckets, sum_value=histogram.sum_s)
         yield stages
+
+
+def _queue_metrics_of(
+    store: JobStore, queues: Sequence[str], live: dict[str, dict[str, Any]]
+) -> Iterator[Metric]:
+    """Per GPU-class queue: messages waiting in the broker, and live workers consuming it."""
+    served = {queue for info in live.values() for queue in info.get("queues", [])}
+    waiting = GaugeMetricFamily(
+        "mimicmotion_queue_waiting", "Task messages waiting in a GPU-class queue's broker list.", labels=["queue"]
+    )
+    workers = GaugeMetricFamily(
+        "mimicmotion_queue_live_workers", "Live workers consuming a GPU-class queue.", labels=["queue"]
+    )
+    for queue in sorted({*queues, *served}):
+        waiting.add_metric([queue], broker_queue_length(store.db.client, queue))
+        workers.add_metric([queue], sum(queue in info.get("queues", []) for info in live.values()))
+    yield waiting
+    yield workers
+    oldest = store.oldest_queued_created_at()
+    age_s = (utc_now() - oldest).total_seconds() if oldest is not None else 0.0
+    yield GaugeMetricFamily(
+        "mimicmotion_oldest_queued_job_age_seconds", "Age of the job at the head of the queue (0: none queued).",
+        value=max(0.0, age_s),
+    )
 
 
 class HttpMetrics:
@@ -104,7 +156,8 @@ class RequestMetricsMiddleware:
             self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
-def create_registry(store: JobStore) -> tuple[CollectorRegistry, HttpMetrics]:
+def create_registry(store: JobStore, queues: Sequence[str] = (GPU_QUEUE,)) -> tuple[CollectorRegistry, HttpMetrics]:
+    """The gateway's registry; ``queues`` are the GPU-class queues it routes to (workers add theirs)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store))
+    registry.register(StoreCollector(store, queues))
     return registry, HttpMetrics(registry)

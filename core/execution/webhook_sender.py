@@ -69,6 +69,7 @@ def deliver_webhook(delivery_id: str, deps: WebhookDeps) -> None:
             return
         delivery = _attempt(head, deps)
         deliveries.save(delivery)
+        deliveries.count_attempt(delivered=delivery.state is DeliveryState.delivered)
     finally:
         deliveries.unlock_job(delivery.job_id, token)
     # After unlocking: whoever is scheduled next must be able to take the lock.

@@ -150,6 +150,18 @@ class Deliveries:
         for key in [*keys, *map(self._keys.delivery, delivery_ids)]:
             pipe.expire(key, self.retention_s)
 
+    def count_attempt(self, *, delivered: bool) -> None:
+        """Count one attempt's result (for /metrics: the webhook failure rate)."""
+        self._redis.hincrby(self._keys.webhook_attempt_counts, "delivered" if delivered else "failed", 1)
+
+    def attempt_counts(self) -> dict[str, int]:
+        raw = cast(dict[str, str], self._redis.hgetall(self._keys.webhook_attempt_counts))
+        return {result: int(raw.get(result, 0)) for result in ("delivered", "failed")}
+
+    def backlog(self) -> int:
+        """Deliveries waiting for an attempt (due now or scheduled for a retry)."""
+        return cast(int, self._redis.zcard(self._keys.webhooks_due))
+
     def redeliver(self, delivery: Delivery, *, now: datetime | None = None) -> Delivery:
         """Send a finished delivery again: pending and due now, with the same ``webhook-id`` and body, its
         earlier attempts kept (the next attempt is appended; a failure retries on the schedule's remaining

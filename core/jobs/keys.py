@@ -11,6 +11,8 @@ pins each format. With the default prefix ``mm``:
 - ``mm:lease:{id}``: the worker holding a running job; expires unless renewed
 - ``mm:worker:{name}``: a worker's heartbeat (its info as JSON); expires when the worker is gone
 - ``mm:status_counts``: hash of jobs per status, for /metrics; never expires
+- ``mm:failure_codes``: hash of failed jobs per ``error.code``, for /metrics; never expires
+- ``mm:webhook_attempt_counts``: hash of webhook attempts per result (delivered, failed), for /metrics; never expires
 - ``mm:stage_seconds:{stage}``: hash histogram of a stage's durations (a count per bucket bound, ``sum``
   and ``count``), for /metrics; never expires
 - ``mm:delivery:{id}``: a webhook Delivery as JSON; ``id`` is the ``webhook-id``, the same on every attempt
@@ -77,6 +79,14 @@ class RedisKeys:
     @property
     def status_counts(self) -> str:
         return f"{self.prefix}:status_counts"
+
+    @property
+    def failure_codes(self) -> str:
+        return f"{self.prefix}:failure_codes"
+
+    @property
+    def webhook_attempt_counts(self) -> str:
+        return f"{self.prefix}:webhook_attempt_counts"
 
     def stage_seconds(self, stage: str) -> str:
         return f"{self.prefix}:stage_seconds:{stage}"

@@ -13,6 +13,7 @@ listing finds the record gone. The status counters are totals for /metrics and n
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -310,6 +311,8 @@ class JobStore:
                     if after.status is not before.status:
                         pipe.hincrby(self._keys.status_counts, before.status.value, -1)
                         pipe.hincrby(self._keys.status_counts, after.status.value, 1)
+                        if after.status is JobStatus.failed and after.error is not None:
+                            pipe.hincrby(self._keys.failure_codes, after.error.code, 1)
                     if lease is not None:
                         pipe.set(self._keys.lease(job_id), lease[0], ex=lease[1])
                     elif after.status is not JobStatus.running:
@@ -334,3 +337,18 @@ class JobStore:
     def status_counts(self) -> dict[JobStatus, int]:
         raw = cast(dict[str, str], self._redis.hgetall(self._keys.status_counts))
         return {status: int(raw.get(status.value, 0)) for status in JobStatus}
+
+    def failure_counts(self) -> dict[str, int]:
+        """Failed jobs per ``error.code`` since the store began (for /metrics)."""
+        raw = cast(dict[str, str], self._redis.hgetall(self._keys.failure_codes))
+        return {code: int(count) for code, count in raw.items()}
+
+    def oldest_queued_created_at(self) -> datetime | None:
+        """When the job at the head of the queue was created (None for an empty queue)."""
+        head = cast(list[str], self._redis.zrange(self._keys.queued, 0, 0))
+        if not head:
+            return None
+        try:
+            return self.get(head[0]).created_at
+        except JobNotFoundError:
+            return None

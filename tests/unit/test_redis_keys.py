@@ -20,6 +20,8 @@ PINNED: dict[str, tuple[Callable[[], str], str]] = {
     "lease": (lambda: KEYS.lease("j1"), "mm:lease:j1"),
     "worker": (lambda: KEYS.worker("gpu0@host"), "mm:worker:gpu0@host"),
     "status_counts": (lambda: KEYS.status_counts, "mm:status_counts"),
+    "failure_codes": (lambda: KEYS.failure_codes, "mm:failure_codes"),
+    "webhook_attempt_counts": (lambda: KEYS.webhook_attempt_counts, "mm:webhook_attempt_counts"),
     "stage_seconds": (lambda: KEYS.stage_seconds("denoising"), "mm:stage_seconds:denoising"),
     "delivery": (lambda: KEYS.delivery("msg_1"), "mm:delivery:msg_1"),
     "job_deliveries": (lambda: KEYS.job_deliveries("j1"), "mm:job_deliveries:j1"),
