@@ -13,6 +13,7 @@ from core.storage import Storage, create_storage
 from service.auth import ApiKeys, check_bind_is_safe
 from service.body_limit import BodySizeLimitMiddleware
 from service.errors import install_error_handlers
+from service.json_depth import JsonDepthLimitMiddleware
 from service.metrics import RequestMetricsMiddleware, create_registry
 from service.queue import TaskSender, create_task_sender
 from service.routes import files, health, jobs, metrics
@@ -44,6 +45,9 @@ def create_app(
         version=API_VERSION,
         description="Pose-guided human animation as an asynchronous job API.",
         generate_unique_id_function=_operation_id,
+        # Starlette's slash redirect builds an absolute URL from the request's Host header, which a
+        # client controls (issue 19); a path with a stray slash is a plain 404 instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.api_keys = api_keys
@@ -54,6 +58,7 @@ def create_app(
     app.state.task_sender = task_sender if task_sender is not None else create_task_sender(settings)
     app.state.sse_poll_s = SSE_POLL_S
     app.state.metrics_registry, http_metrics = create_registry(app.state.store)
+    app.add_middleware(JsonDepthLimitMiddleware)  # inside the size cap, which bounds what it reads
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)  # outermost: also counts the 413s
     install_error_handlers(app)

@@ -1,7 +1,7 @@
 """Caps request bodies before anything parses them: a job request is a few kilobytes of JSON.
 
 A declared Content-Length over the cap is answered 413 at once; a chunked body is cut off when
-it passes the cap (FastAPI then answers 400).
+it passes the cap (a JSON one is answered 413 by ``service.json_depth``, which reads it first).
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

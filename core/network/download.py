@@ -18,6 +18,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from core.contract.ascii_numbers import parse_ascii_int
 from core.errors import InputTooLargeError, InputUnreachableError
 from core.network.url_guard import IPAddress, IPNetwork, Resolver, VettedUrl, default_resolver, unmapped, vet_url
 
@@ -152,8 +153,8 @@ def _save(
 ) -> int:
     """Stream the body into a temp file beside ``dest``, then rename; returns the byte count."""
     too_large = InputTooLargeError(f"the {label} URL's file is larger than the {max_bytes:,}-byte limit")
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    declared = parse_ascii_int(response.headers.get("content-length"), max_digits=30)
+    if declared is not None and declared > max_bytes:
         raise too_large
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
