@@ -158,6 +158,13 @@ JOB_CASES = [
     JobCase("audio_only", video_url="{inputs}/files/audio.wav", code="input_not_video", fragment="only audio"),
     JobCase("video_too_long", video_url="{inputs}/files/long.mp4", code="input_too_large", fragment="limit of 3 s"),
     JobCase("video_frames_too_large", video_url="{inputs}/files/wide.mp4", code="input_too_large", fragment="704x512"),
+    # Image modes (issue 19): 16-bit grey once turned all white and failed as no_person_detected.
+    JobCase("person_in_16_bit_grey", image_url="{inputs}/files/person_grey16.png"),
+    JobCase("person_in_palette_png", image_url="{inputs}/files/person_palette.png"),
+    JobCase("person_in_cmyk_jpeg", image_url="{inputs}/files/person_cmyk.jpg"),
+    JobCase(
+        "float_image", image_url="{inputs}/files/person_float.tiff", code="input_not_image", fragment="pixel mode 'F'"
+    ),
     # Valid media without a person.
     JobCase("no_person_in_image", image_url="{inputs}/files/flat.png", code="no_person_detected"),
 ]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from PIL import Image
 
 from tests.e2e.bad_inputs.job_cases import API_KEY, JOB_CASES, LIMITS, PARAMS
 from tests.support import media
@@ -29,6 +30,13 @@ def _write_inputs(directory: Path) -> None:
     media.write_image(directory / "person.png", media.person_image(200, 150, seed=1))
     media.write_video(directory / "drive.mp4", media.moving_person_frames(3, 96, 128, seed=2), fps=24)
     media.write_image(directory / "flat.png", media.flat_image(200, 150, 128))
+    # Image modes (issue 19): the person in 16-bit grey, palette and CMYK, and a float TIFF.
+    person = media.person_image(200, 150, seed=1)
+    grey = np.asarray(Image.fromarray(person).convert("L"))
+    (directory / "person_grey16.png").write_bytes(media.png16_bytes(media.to_sixteen_bit(grey)))
+    (directory / "person_palette.png").write_bytes(media.image_bytes_in_mode(person, "P", "PNG"))
+    (directory / "person_cmyk.jpg").write_bytes(media.image_bytes_in_mode(person, "CMYK", "JPEG"))
+    Image.fromarray(grey.astype(np.float32) / 255).save(directory / "person_float.tiff")
     noise = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)  # ~360 kB, incompressible
     media.write_image(directory / "noise.png", noise)
     media.write_garbage(directory / "garbage.png")
