@@ -84,6 +84,21 @@ class Settings(BaseSettings):
         description="Base URL clients use to reach the gateway (for Location and local file URLs). "
         "Unset: http://HOST:PORT.",
     )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) the gateway reads; a longer one is answered "
+        "400 and its connection closed, so a connection holds at most this much of an unfinished head.",
+    )
+    http_max_headers: int = Field(
+        default=100, ge=10, description="Most header lines a request may have; more are answered 431."
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a client has to send a request's whole head, from connecting or from the first byte of "
+        "its next request on a kept-alive connection; then the connection is closed (slow-header clients).",
+    )
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(),
         description="Comma-separated API keys for `Authorization: Bearer`. Empty means no auth, "

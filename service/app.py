@@ -13,6 +13,7 @@ from core.storage import Storage, create_storage
 from service.auth import ApiKeys, check_bind_is_safe
 from service.body_limit import BodySizeLimitMiddleware
 from service.errors import install_error_handlers
+from service.http_limits import HeaderLimitsMiddleware
 from service.json_depth import JsonDepthLimitMiddleware
 from service.metrics import RequestMetricsMiddleware, create_registry
 from service.queue import TaskSender, create_task_sender
@@ -60,6 +61,9 @@ def create_app(
     app.state.metrics_registry, http_metrics = create_registry(app.state.store)
     app.add_middleware(JsonDepthLimitMiddleware)  # inside the size cap, which bounds what it reads
     app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(
+        HeaderLimitsMiddleware, max_headers=settings.http_max_headers, max_header_bytes=settings.http_max_header_bytes
+    )
     app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)  # outermost: also counts the 413s
     install_error_handlers(app)
     for router in (jobs.router, files.router, health.router, metrics.router):

@@ -27,6 +27,7 @@ LIMITS = {
     "max_video_pixels": 640 * 480,
     "max_video_duration_s": 3,
     "api_keys": API_KEY,
+    "http_header_timeout_s": 2,  # test_http_limits waits for it; real clients send their head at once
 }
 
 
