@@ -117,7 +117,17 @@ class Settings(BaseSettings):
         "Empty: jobs may not ask for webhooks.",
     )
     webhook_timeout_s: float = Field(
-        default=15.0, gt=0, le=120, description="Time a webhook receiver has to answer one delivery attempt."
+        default=15.0,
+        gt=0,
+        le=120,
+        description="Time a webhook receiver has to answer one delivery attempt: connecting, the request and the "
+        "answer's status and headers together, however slowly the receiver sends them.",
+    )
+    webhook_max_in_flight_per_key: int = Field(
+        default=2,
+        ge=1,
+        description="Webhook attempts one API key's jobs may have under way at once (each webhook worker has 8 "
+        "delivery threads); more wait their turn, so one key's slow receivers cannot delay other keys' events.",
     )
     webhook_retry_schedule_s: Annotated[tuple[float, ...], NoDecode] = Field(
         default=events.SVIX_RETRY_SCHEDULE_S,

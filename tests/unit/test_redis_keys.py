@@ -26,6 +26,7 @@ PINNED: dict[str, tuple[Callable[[], str], str]] = {
     "job_events_once": (lambda: KEYS.job_events_once("j1"), "mm:job_events_once:j1"),
     "webhooks_due": (lambda: KEYS.webhooks_due, "mm:webhooks_due"),
     "job_delivering": (lambda: KEYS.job_delivering("j1"), "mm:job_delivering:j1"),
+    "owner_delivering": (lambda: KEYS.owner_delivering("o1"), "mm:owner_delivering:o1"),
     # sha256("key-1"): the digest is part of the format, so a record bound before an upgrade still binds.
     "idempotency": (
         lambda: KEYS.idempotency("o1", "key-1"),
