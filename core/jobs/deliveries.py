@@ -191,7 +191,7 @@ class Deliveries:
         A slot lapses after ``ttl_s`` (a worker that died mid-attempt does not keep it).
         """
         token = secrets.token_hex(8)
-        args = [now.timestamp(), ttl_s, limit, token]
+        args: list[str | float] = [now.timestamp(), ttl_s, limit, token]
         taken = self._take_owner_slot(keys=[self._keys.owner_delivering(owner)], args=args)
         return token if taken else None
 
