@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     max_video_pixels: int = Field(
         default=4096 * 4096, ge=1, description="Most pixels a driving video frame may have (width x height)."
     )
+    max_decoded_video_bytes: int = Field(
+        default=4 * 2**30,
+        ge=2**20,
+        description="Most memory the sampled driving frames may take decoded (frames x width x height x 3 bytes), "
+        "checked from the video's header before decoding and again while decoding; 4 GiB holds about 690 frames "
+        "of 1080p.",
+    )
     max_video_duration_s: float = Field(
         default=600.0, gt=0, description="Longest driving video, in seconds, checked before and while decoding."
     )

@@ -264,3 +264,11 @@ def image_bytes_in_mode(image: np.ndarray, mode: str, format: str) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).convert(mode).save(buffer, format=format)
     return buffer.getvalue()
+
+
+def write_flat_video(
+    path: Path, num_frames: int, height: int, width: int, fps: float = 24, container: str | None = None
+) -> Path:
+    """A decoded-size bomb: ``num_frames`` flat grey frames, a few kilobytes of H.264 for any size."""
+    frames = np.broadcast_to(np.uint8(128), (num_frames, height, width, 3))  # one frame's memory, not N
+    return write_video(path, frames, fps=fps, container=container)

@@ -24,6 +24,7 @@ class World:
     canaries: list[Canary]
     job_ids: dict[str, str]
     worker_pid: int
+    inputs_url: str  # the hostile input server, serving the files under /files/NAME
 
 
 def _write_inputs(directory: Path) -> None:
@@ -51,6 +52,9 @@ def _write_inputs(directory: Path) -> None:
     media.write_audio_only(directory / "audio.wav")
     media.write_video(directory / "long.mp4", np.zeros((100, 48, 64, 3), dtype=np.uint8), fps=25)  # 4 s
     media.write_video(directory / "wide.mp4", np.zeros((2, 512, 704, 3), dtype=np.uint8), fps=25)
+    # Decoded-size bombs (issue 19): kilobytes of H.264, 53 MiB (by its header) and 62 MiB (no count) decoded.
+    media.write_flat_video(directory / "bomb_by_header.mp4", 60, 480, 640)
+    media.write_flat_video(directory / "bomb_without_count.h264", 70, 480, 640, container="h264")
 
 
 def _urls(template: str, inputs: str, port: int, closed_port: int) -> str:
@@ -89,4 +93,4 @@ def bad_input_world(root: Path, tiny_model_dir: Path) -> Iterator[World]:
             response = client.post("/jobs", json=body)
             assert response.status_code == 202, f"{case.id}: {response.status_code} {response.text}"
             job_ids[case.id] = response.json()["id"]
-        yield World(services, client, canaries, job_ids, worker_pid)
+        yield World(services, client, canaries, job_ids, worker_pid, inputs)
