@@ -208,7 +208,8 @@ def read_video_frames(
             limits.check_bytes(expected_samples, probed.width, probed.height, stride, name)
         # 2. Decode everything, keep every stride-th frame.
         stream.thread_type = "AUTO"
-        frames = _SampledFrames(expected_samples, limits.max_samples(probed.width, probed.height))
+        most = limits.max_samples(probed.width, probed.height)
+        frames = _SampledFrames(most if most is not None else expected_samples + 1)
         num_decoded, is_complete = _decode_sampled(container, stream, stride, frames, limits, name, probed.fps)
     if frames.count == 0:
         raise NotAVideoError(f"{name} has a video stream but no frame could be decoded (zero frames)")
@@ -256,14 +257,14 @@ class _SampleLimits:
 class _SampledFrames:
     """The kept frames, written in place into one (N, h, w, 3) uint8 array as they decode.
 
-    No list of frames and no ``np.stack`` at the end (which held every frame twice at the peak). The
-    array is sized for the frames the header announces, within the caps, and doubles if it needs to;
-    ``np.empty`` commits a page only when it is written, so room left unused costs no memory.
+    No list of frames and no ``np.stack`` at the end (which held every frame twice at the peak). With
+    caps, the array has room for the most frames they allow, so it never grows: ``np.empty`` commits a
+    page only when it is written, and room left unused costs address space, not memory. Without caps
+    (the CLI), it is sized for the frames the header announces and doubles if it must.
     """
 
-    def __init__(self, expected: int, most: int | None) -> None:
-        self._capacity = max(1, min(expected + 1, most) if most is not None else expected + 1)
-        self._most = most
+    def __init__(self, capacity: int) -> None:
+        self._capacity = max(capacity, 1)
         self._array: np.ndarray | None = None
         self.count = 0
 
