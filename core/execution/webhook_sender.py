@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "mimicmotion-webhooks/1"
 LOCK_RETRY_S = 0.2  # another attempt of the same job is in flight: look again shortly
-OWNER_BUSY_RETRY_S = 0.5  # the job's key has webhook_max_in_flight_per_key attempts under way
+OWNER_BUSY_RETRY_S = 0.5  # (to twice that) the key has webhook_max_in_flight_per_key attempts under way
 
 
 @dataclass
@@ -75,8 +75,10 @@ def deliver_webhook(delivery_id: str, deps: WebhookDeps) -> None:
         )
         if slot is None:
             # The key has its share of attempts in flight: wait in the due set, not in a delivery thread,
-            # so one key's slow receivers never hold every thread that other keys' events need.
-            deliveries.schedule(delivery_id, deps.now() + timedelta(seconds=OWNER_BUSY_RETRY_S))
+            # so one key's slow receivers never hold every thread that other keys' events need. Jittered,
+            # so a key's waiting deliveries do not all come due again at once.
+            wait_s = OWNER_BUSY_RETRY_S * (1 + deps.rng.random())
+            deliveries.schedule(delivery_id, deps.now() + timedelta(seconds=wait_s))
             return
         try:
             delivery = _attempt(head, deps)

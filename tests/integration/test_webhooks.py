@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,17 @@ def test_one_keys_slow_receivers_do_not_delay_another_keys_events(
 
     assert latency_s < 1.5, latency_s  # not behind A's 3 s attempts
     assert attempts_a == 2  # A's share, still under way; its other four wait in the due set, not in threads
+
+
+def test_owner_slots_are_limited_per_key_released_and_lapse(hook_deps: WebhookDeps) -> None:
+    deliveries, now = hook_deps.deliveries, datetime.now(UTC)
+    first, second = (deliveries.take_owner_slot("o1", limit=2, ttl_s=30, now=now) for _ in range(2))
+    assert first and second and deliveries.take_owner_slot("o1", limit=2, ttl_s=30, now=now) is None
+    assert deliveries.take_owner_slot("o2", limit=2, ttl_s=30, now=now) is not None  # another key is not held
+    deliveries.release_owner_slot("o1", first)
+    assert deliveries.take_owner_slot("o1", limit=2, ttl_s=30, now=now) is not None
+    # A worker that died mid-attempt never releases; its slots lapse after ttl_s.
+    assert deliveries.take_owner_slot("o1", limit=2, ttl_s=30, now=now + timedelta(seconds=31)) is not None
 
 
 @contextmanager
