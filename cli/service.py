@@ -8,6 +8,7 @@ FastAPI or Celery, and the GPU supervisor never loads torch.
 import argparse
 import os
 
+from core.contract.ascii_numbers import parse_ascii_int
 from core.errors import ConfigurationError
 from core.settings import Settings
 
@@ -47,6 +48,7 @@ def webhook_worker_command(args: argparse.Namespace, settings: Settings) -> int:
 def parse_gpus(value: str) -> list[int]:
     """``"0,1"`` -> [0, 1]; refuses anything that is not distinct non-negative device numbers."""
     items = [item.strip() for item in value.split(",") if item.strip()]
-    if not items or not all(item.isdigit() for item in items) or len(set(items)) != len(items):
+    devices = [parse_ascii_int(item, max_digits=4) for item in items]
+    if not items or None in devices or len(set(items)) != len(items):
         raise ConfigurationError(f"--gpus {value!r}: give distinct device numbers separated by commas, e.g. 0,1")
-    return [int(item) for item in items]
+    return [device for device in devices if device is not None]

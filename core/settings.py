@@ -93,6 +93,21 @@ class Settings(BaseSettings):
         description="Base URL clients use to reach the gateway (for Location and local file URLs). "
         "Unset: http://HOST:PORT.",
     )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) the gateway reads; a longer one is answered "
+        "400 and its connection closed, so a connection holds at most this much of an unfinished head.",
+    )
+    http_max_headers: int = Field(
+        default=100, ge=10, description="Most header lines a request may have; more are answered 431."
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a client has to send a request's whole head, from connecting or from the first byte of "
+        "its next request on a kept-alive connection; then the connection is closed (slow-header clients).",
+    )
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(),
         description="Comma-separated API keys for `Authorization: Bearer`. Empty means no auth, "
@@ -112,7 +127,17 @@ class Settings(BaseSettings):
         "move to the new secret before the old is removed. Empty: jobs may not ask for webhooks.",
     )
     webhook_timeout_s: float = Field(
-        default=15.0, gt=0, le=120, description="Time a webhook receiver has to answer one delivery attempt."
+        default=15.0,
+        gt=0,
+        le=120,
+        description="Time a webhook receiver has to answer one delivery attempt: connecting, the request and the "
+        "answer's status and headers together, however slowly the receiver sends them.",
+    )
+    webhook_max_in_flight_per_key: int = Field(
+        default=2,
+        ge=1,
+        description="Webhook attempts one API key's jobs may have under way at once (each webhook worker has 8 "
+        "delivery threads); more wait their turn, so one key's slow receivers cannot delay other keys' events.",
     )
     webhook_retry_schedule_s: Annotated[tuple[float, ...], NoDecode] = Field(
         default=events.SVIX_RETRY_SCHEDULE_S,
@@ -178,6 +203,13 @@ class Settings(BaseSettings):
     )
     max_video_pixels: int = Field(
         default=4096 * 4096, ge=1, description="Most pixels a driving video frame may have (width x height)."
+    )
+    max_decoded_video_bytes: int = Field(
+        default=4 * 2**30,
+        ge=2**20,
+        description="Most memory the sampled driving frames may take decoded (frames x width x height x 3 bytes), "
+        "checked from the video's header before decoding and again while decoding; 4 GiB holds about 690 frames "
+        "of 1080p.",
     )
     max_video_duration_s: float = Field(
         default=600.0, gt=0, description="Longest driving video, in seconds, checked before and while decoding."

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from core.contract.ascii_numbers import parse_ascii_int
 from core.contract.events import RETRY_JITTER, SECRET_PREFIX, WebhookEvent, secret_key, split_secrets
 from core.errors import MimicMotionError
 
@@ -70,9 +71,11 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float) 
         msg_id, timestamp_text, signatures = (
             headers["webhook-id"], headers["webhook-timestamp"], headers["webhook-signature"]
         )  # fmt: skip
-        timestamp = int(timestamp_text)
-    except (KeyError, ValueError):
+    except KeyError:
         raise WebhookVerificationError("missing or malformed webhook-id, webhook-timestamp or signature") from None
+    timestamp = parse_ascii_int(timestamp_text)  # int() would also take " 17", "1_7" and other scripts' digits
+    if timestamp is None:
+        raise WebhookVerificationError("missing or malformed webhook-id, webhook-timestamp or signature")
     if abs(now - timestamp) > TIMESTAMP_TOLERANCE_S:
         raise WebhookVerificationError(f"webhook-timestamp {timestamp} is more than 5 minutes from now")
     expected = sign(secret, msg_id, timestamp, body).encode()

@@ -14,6 +14,8 @@ from core.storage import Storage, create_storage
 from service.auth import ApiKeys, check_bind_is_safe
 from service.body_limit import BodySizeLimitMiddleware
 from service.errors import install_error_handlers
+from service.http_limits import HeaderLimitsMiddleware
+from service.json_depth import JsonDepthLimitMiddleware
 from service.metrics import RequestMetricsMiddleware, create_registry
 from service.queue import TaskSender, create_task_sender
 from service.routes import files, health, jobs, metrics, playground, uploads
@@ -45,6 +47,9 @@ def create_app(
         version=API_VERSION,
         description="Pose-guided human animation as an asynchronous job API.",
         generate_unique_id_function=_operation_id,
+        # Starlette's slash redirect builds an absolute URL from the request's Host header, which a
+        # client controls (issue 19); a path with a stray slash is a plain 404 instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.api_keys = api_keys
@@ -56,7 +61,11 @@ def create_app(
     app.state.sse_poll_s = SSE_POLL_S
     routed_queues = (GPU_QUEUE, *(route.queue for route in settings.queue_routes))
     app.state.metrics_registry, http_metrics = create_registry(app.state.store, routed_queues)
+    app.add_middleware(JsonDepthLimitMiddleware)  # inside the size cap, which bounds what it reads
     app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(
+        HeaderLimitsMiddleware, max_headers=settings.http_max_headers, max_header_bytes=settings.http_max_header_bytes
+    )
     app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)  # outermost: also counts the 413s
     install_error_handlers(app)
     for router in (jobs.router, uploads.router, files.router, health.router, metrics.router, playground.router):

@@ -1,8 +1,9 @@
 """Caps request bodies before anything parses them: a job request is a few kilobytes of JSON.
 
 A declared Content-Length over the cap is answered 413 at once; a chunked body is cut off when
-it passes the cap (FastAPI then answers 400). File uploads (``POST /uploads``, the signed ``PUT /files/...``)
-stream under their own, larger cap (service.uploads) and pass through untouched.
+it passes the cap (a JSON one is answered 413 by ``service.json_depth``, which reads it first). File uploads
+(``POST /uploads``, the signed ``PUT /files/...``) stream under their own, larger cap (service.uploads) and pass
+through untouched.
 """
 
 from collections.abc import Callable

@@ -62,12 +62,17 @@ InputUrlStr = Annotated[
 ]
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(item) for item in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(item) for item in value), default=0)
-    return 0
+def _exceeds_depth(value: Any, max_depth: int) -> bool:
+    """Whether ``value`` nests objects/arrays deeper than ``max_depth``; iterative, so any depth is safe."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth + 1 > max_depth:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 class JobCreate(BaseModel):
@@ -91,6 +96,7 @@ class JobCreate(BaseModel):
     )
     timeout_s: int | None = Field(
         default=None,
+        strict=True,  # a number only: true would otherwise become a 1-second deadline
         ge=1,
         description="Seconds from submission (queue time included) after which the job fails with error.code "
         "timeout; at most the server's MIMICMOTION_MAX_JOB_TIMEOUT_S, which also applies when absent.",
@@ -109,14 +115,15 @@ class JobCreate(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _small_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        # Depth first: json.dumps recurses once per level (a RecursionError and a 500, issue 19).
+        if _exceeds_depth(metadata, MAX_METADATA_DEPTH):
+            raise ValueError(f"is nested deeper than {MAX_METADATA_DEPTH} levels")
         try:
             size = len(json.dumps(metadata, separators=(",", ":"), allow_nan=False).encode())
         except ValueError as exc:
             raise ValueError(f"must be plain JSON ({exc})") from None
         if size > MAX_METADATA_BYTES:
             raise ValueError(f"is {size} bytes of JSON; the limit is {MAX_METADATA_BYTES}")
-        if _depth(metadata) > MAX_METADATA_DEPTH:
-            raise ValueError(f"is nested deeper than {MAX_METADATA_DEPTH} levels")
         return metadata
 
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 
+from core.contract.ascii_numbers import parse_ascii_int
 from core.jobs.store import JobStore
 from service.schemas import JobPublic
 from service.views import JobViewer
@@ -41,8 +42,9 @@ def _without_query(url: str | None) -> str | None:
 
 def parse_last_event_id(value: str | None) -> tuple[int, str | None]:
     """(sequence, fingerprint) of an id this stream sent; (0, None) for anything else."""
-    sequence, _, seen = (value or "").strip().partition("-")
-    return (int(sequence), seen or None) if sequence.isdigit() and len(sequence) < 12 else (0, None)
+    sequence_text, _, seen = (value or "").strip().partition("-")
+    sequence = parse_ascii_int(sequence_text, max_digits=11)
+    return (sequence, seen or None) if sequence is not None else (0, None)
 
 
 async def job_events(

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.contract.ascii_numbers import parse_ascii_int
+
 ANIMATE_TASK = "mimicmotion.animate"
 GPU_QUEUE = "gpu"
 DELIVER_WEBHOOK_TASK = "mimicmotion.deliver_webhook"
@@ -36,9 +38,10 @@ def parse_queue_routes(value: str) -> list[QueueRoute]:
     routes = []
     for pair in filter(None, (part.strip() for part in value.split(","))):
         threshold, sep, queue = pair.partition("=")
-        if not sep or not threshold.strip().isdigit() or not queue.strip() or queue.strip() == WEBHOOK_QUEUE:
+        min_resolution = parse_ascii_int(threshold.strip())
+        if not sep or min_resolution is None or not queue.strip() or queue.strip() == WEBHOOK_QUEUE:
             raise ValueError(f"queue route {pair!r} is not MIN_RESOLUTION=QUEUE (e.g. 768=gpu-80gb)")
-        routes.append(QueueRoute(int(threshold), queue.strip()))
+        routes.append(QueueRoute(min_resolution, queue.strip()))
     return sorted(routes)
 
 

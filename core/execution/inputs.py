@@ -17,6 +17,7 @@ from core.network.download import fetch_to_file
 from core.settings import Settings
 from core.storage import MissingObjectError, Storage
 from core.video.decode import DecodedVideo, read_image, read_video_frames
+from core.video.frames import target_size
 
 
 def fetch_job_inputs(
@@ -31,6 +32,7 @@ def fetch_job_inputs(
     video = read_video_frames(
         tmp / "video", sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames,
         max_pixels_per_frame=settings.max_video_pixels, max_duration_s=settings.max_video_duration_s,
+        max_decoded_bytes=settings.max_decoded_video_bytes, held_bytes_per_frame=_held_bytes_per_frame(job, image),
     )  # fmt: skip
     return image, video
 
@@ -54,3 +56,10 @@ def _fetch(
         raise InputUnreachableError(f"the {label} upload {upload_id} no longer exists (deleted or expired)") from None
     if (size := dest.stat().st_size) > max_bytes:
         raise InputTooLargeError(f"the {label} upload is {size} bytes, more than the limit of {max_bytes}")
+
+
+def _held_bytes_per_frame(job: Job, image: np.ndarray) -> int:
+    """What a job holds in host memory per driving frame besides the frame itself: its drawn pose and its
+    generated frame, each (H_t, W_t, 3) uint8 at the output size (core.animate.Animation)."""
+    height, width = target_size(image.shape[0], image.shape[1], job.params.resolution)
+    return 2 * height * width * 3

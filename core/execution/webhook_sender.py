@@ -19,6 +19,7 @@ from core.contract.public import JobView, public_fields
 from core.contract.records import utc_now
 from core.errors import ForbiddenAddressError, InputFetchError, UnsupportedUrlError
 from core.jobs.deliveries import Deliveries, Delivery, DeliveryAttempt, DeliveryState
+from core.network.deadline import ExchangeDeadline
 from core.network.url_guard import Resolver, default_resolver, unmapped, vet_url
 from core.settings import Settings
 from core.storage import Storage, mint_live_urls, mint_output
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "mimicmotion-webhooks/1"
 LOCK_RETRY_S = 0.2  # another attempt of the same job is in flight: look again shortly
+OWNER_BUSY_RETRY_S = 0.5  # (to twice that) the key has webhook_max_in_flight_per_key attempts under way
 
 
 @dataclass
@@ -67,9 +69,23 @@ def deliver_webhook(delivery_id: str, deps: WebhookDeps) -> None:
         if head is None or head.id != delivery_id:
             deliveries.unschedule(delivery_id)  # the head hands on to it when it is done
             return
-        delivery = _attempt(head, deps)
-        deliveries.save(delivery)
-        deliveries.count_attempt(delivered=delivery.state is DeliveryState.delivered)
+        owner, settings = head.job.owner, deps.settings
+        slot = deliveries.take_owner_slot(
+            owner, limit=settings.webhook_max_in_flight_per_key, ttl_s=settings.webhook_timeout_s + 30, now=deps.now()
+        )
+        if slot is None:
+            # The key has its share of attempts in flight: wait in the due set, not in a delivery thread,
+            # so one key's slow receivers never hold every thread that other keys' events need. Jittered,
+            # so a key's waiting deliveries do not all come due again at once.
+            wait_s = OWNER_BUSY_RETRY_S * (1 + deps.rng.random())
+            deliveries.schedule(delivery_id, deps.now() + timedelta(seconds=wait_s))
+            return
+        try:
+            delivery = _attempt(head, deps)
+            deliveries.save(delivery)
+            deliveries.count_attempt(delivered=delivery.state is DeliveryState.delivered)
+        finally:
+            deliveries.release_owner_slot(owner, slot)
     finally:
         deliveries.unlock_job(delivery.job_id, token)
     # After unlocking: whoever is scheduled next must be able to take the lock.
@@ -140,26 +156,32 @@ def _post(delivery: Delivery, deps: WebhookDeps) -> _Outcome:
         **webhooks.signed_headers(secret, delivery.id, int(at.timestamp()), body),
         "user-agent": USER_AGENT, "host": target.host_header,
     }  # fmt: skip
-    timeout = httpx.Timeout(deps.settings.webhook_timeout_s)
+    timeout_s = deps.settings.webhook_timeout_s
+    late = f"no complete answer within {timeout_s:g} s"
     error = "no address to connect to"
+    # webhook_timeout_s bounds the whole attempt (connects, request, the answer's head), not each read:
+    # a receiver dribbling its answer is cut off at the deadline (issue 19).
     # trust_env=False: no proxy from the environment may carry the request elsewhere.
-    with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client:
+    with ExchangeDeadline(timeout_s) as deadline, httpx.Client(trust_env=False, follow_redirects=False) as client:
         for address in target.addresses:
+            if deadline.expired():
+                return outcome(error=late)
             connect_to = unmapped(address)
             literal = f"[{connect_to}]" if connect_to.version == 6 else str(connect_to)
             request = client.build_request(
                 "POST", f"{target.scheme}://{literal}:{target.port}{target.request_target}", content=body,
-                headers=headers, extensions={"sni_hostname": target.host},  # SNI and certificate check: the name
+                headers=headers, timeout=httpx.Timeout(max(deadline.remaining_s(), 0.001)),
+                extensions={"sni_hostname": target.host, "trace": deadline.trace},  # SNI, certificate: the name
             )  # fmt: skip
             try:
                 response = client.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                error = f"cannot connect to {connect_to}: {exc}"  # try the host's next address
-                continue
+                error = late if deadline.expired() else f"cannot connect to {connect_to}: {exc}"
+                continue  # try the host's next address
             except httpx.TimeoutException:
-                return outcome(error=f"no answer within {deps.settings.webhook_timeout_s:g} s")
+                return outcome(error=late)
             except httpx.TransportError as exc:
-                return outcome(error=f"the connection broke: {exc}")
+                return outcome(error=late if deadline.expired() else f"the connection broke: {exc}")
             response.close()  # the body is not read: only the status counts
             return outcome(status_code=response.status_code)
     return outcome(error=error)

@@ -4,7 +4,9 @@ Keys (``keys.py``): a record per delivery (``delivery``), the job's ids in event
 (``job_deliveries``), the once-only event types already recorded (``job_events_once``: a second
 ``job.started`` after a lost worker's job is retried is not news to the receiver), the due set
 (``webhooks_due``: the webhook worker's scheduler takes due ids from here and hands them to the
-``webhooks`` Celery queue) and a per-job lock (``job_delivering``) held while one delivery is attempted.
+``webhooks`` Celery queue), a per-job lock (``job_delivering``) held while one delivery is attempted, and
+a per-owner count of attempts in flight (``owner_delivering``), so one key's slow receivers cannot hold
+every delivery thread.
 
 The first three expire ``job_retention_s`` after the job's last delivery write (each write renews all
 of them together), so they go with their job. An id left in the due set after its record expired is
@@ -39,6 +41,14 @@ _CLAIM_DUE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), id) end
 return ids
+"""
+# A counting semaphore per owner: drop lapsed slots, then take one if fewer than ARGV[3] are held.
+_TAKE_OWNER_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
+return 1
 """
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -89,6 +99,7 @@ class Deliveries:
         self._redis, self._keys, self.retention_s = db.client, db.keys, db.job_retention_s
         self._claim_due = self._redis.register_script(_CLAIM_DUE)
         self._unlock = self._redis.register_script(_UNLOCK)
+        self._take_owner_slot = self._redis.register_script(_TAKE_OWNER_SLOT)
 
     # Recording (the GPU worker and the gateway)
     def record_event(self, job: Job, event_type: WebhookEvent, *, now: datetime | None = None) -> Delivery | None:
@@ -211,3 +222,16 @@ class Deliveries:
 
     def unlock_job(self, job_id: str, token: str) -> None:
         self._unlock(keys=[self._keys.job_delivering(job_id)], args=[token])
+
+    def take_owner_slot(self, owner: str, *, limit: int, ttl_s: float, now: datetime) -> str | None:
+        """One of ``limit`` slots for the owner's attempts in flight; the token, or None if all are held.
+
+        A slot lapses after ``ttl_s`` (a worker that died mid-attempt does not keep it).
+        """
+        token = secrets.token_hex(8)
+        args: list[str | float] = [now.timestamp(), ttl_s, limit, token]
+        taken = self._take_owner_slot(keys=[self._keys.owner_delivering(owner)], args=args)
+        return token if taken else None
+
+    def release_owner_slot(self, owner: str, token: str) -> None:
+        self._redis.zrem(self._keys.owner_delivering(owner), token)

@@ -20,6 +20,7 @@ pins each format. With the default prefix ``mm``:
 - ``mm:job_events_once:{job_id}``: hash of the once-only event types already recorded for the job
 - ``mm:webhooks_due``: sorted set of delivery ids by the unix time they are due
 - ``mm:job_delivering:{job_id}``: lock held while one of the job's deliveries is being attempted
+- ``mm:owner_delivering:{owner}``: sorted set of the owner's attempts in flight, by when each slot lapses
 - ``mm:idempotency:{owner}:{sha256 of the Idempotency-Key}``: the bound job id and the request's
   fingerprint as JSON; kept 24 hours
 - ``mm:redeliveries:{owner}:{minute}``: webhook redeliveries the owner asked for in that minute (a rate limit);
@@ -106,6 +107,9 @@ class RedisKeys:
 
     def job_delivering(self, job_id: str) -> str:
         return f"{self.prefix}:job_delivering:{job_id}"
+
+    def owner_delivering(self, owner: str) -> str:
+        return f"{self.prefix}:owner_delivering:{owner}"
 
     def idempotency(self, owner: str, idempotency_key: str) -> str:
         # Hashed, so a long or odd Idempotency-Key still makes a short, plain Redis key.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
+from core.contract.ascii_numbers import parse_ascii_int
 from core.contract.records import DEFAULT_JOB_RETENTION_S, Job, JobError, JobStatus, utc_now
 from core.contract.transitions import InvalidTransitionError, check_transition
 from core.errors import InvalidCursorError, JobNotFoundError, QueueLimitError
@@ -86,7 +87,8 @@ class JobStore:
         Ids whose record expired are skipped and removed from the owner's set, so a page may hold
         fewer than ``limit`` jobs; ``next_cursor`` still continues after the last id read.
         """
-        if cursor is not None and not cursor.isdigit():
+        # ASCII digits only: "²" or "١٢" pass str.isdigit() but are no score Redis reads (a 503 before).
+        if cursor is not None and parse_ascii_int(cursor) is None:
             raise InvalidCursorError(f"cursor {cursor[:40]!r} is not one this API returned")
         max_score = f"({cursor}" if cursor else "+inf"
         ids_with_seq = cast(

@@ -11,14 +11,16 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
 
+from core.contract.ascii_numbers import parse_ascii_int
 from core.errors import InputTooLargeError, InputUnreachableError
+from core.network.deadline import ExchangeDeadline
 from core.network.url_guard import IPAddress, IPNetwork, Resolver, VettedUrl, default_resolver, unmapped, vet_url
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -63,12 +65,23 @@ def fetch_to_file(
     start = time.monotonic()
     deadline = start + timeout_s
     # trust_env=False: no proxy from the environment may carry the request elsewhere, and no .netrc.
-    with httpx.Client(trust_env=False, follow_redirects=False, verify=ssl_context or True) as client:
+    # The exchange deadline also cuts a response head that a server sends a byte at a time (issue 19).
+    with (
+        ExchangeDeadline(timeout_s) as exchange,
+        httpx.Client(trust_env=False, follow_redirects=False, verify=ssl_context or True) as client,
+    ):
         current = url
         for _hop in range(max_redirects + 1):
             target = vet_url(current, allowed_networks=allowed_networks, resolver=resolver, label=label)
             timeouts = _hop_timeouts(deadline - time.monotonic(), connect_timeout_s, read_timeout_s, label, timeout_s)
-            response, address = _open(client, target, timeouts, label)
+            try:
+                response, address = _open(client, target, timeouts, label, exchange.trace)
+            except InputUnreachableError:
+                if exchange.expired():  # the deadline shut the socket while the head was still coming
+                    raise InputUnreachableError(
+                        f"the {label} URL's server did not answer in time (within {timeout_s:g} s)"
+                    ) from None
+                raise
             with contextlib.closing(response):
                 if response.status_code in _REDIRECT_STATUSES:
                     current = _next_location(response, target, label)
@@ -103,7 +116,7 @@ def _hop_timeouts(remaining_s: float, connect_s: float, read_s: float, label: st
 
 
 def _open(
-    client: httpx.Client, target: VettedUrl, timeouts: httpx.Timeout, label: str
+    client: httpx.Client, target: VettedUrl, timeouts: httpx.Timeout, label: str, trace: Callable[..., None]
 ) -> tuple[httpx.Response, IPAddress]:
     """Send the GET to the vetted addresses in turn (pinned: no second DNS lookup), Host/SNI = the name."""
     failure: httpx.TransportError | None = None
@@ -117,7 +130,7 @@ def _open(
             headers={"Host": target.host_header, "Accept-Encoding": "identity"},
             timeout=timeouts,
             # httpcore uses sni_hostname for TLS SNI and for certificate hostname verification.
-            extensions={"sni_hostname": target.host},
+            extensions={"sni_hostname": target.host, "trace": trace},
         )
         try:
             return client.send(request, stream=True), address
@@ -152,8 +165,8 @@ def _save(
 ) -> int:
     """Stream the body into a temp file beside ``dest``, then rename; returns the byte count."""
     too_large = InputTooLargeError(f"the {label} URL's file is larger than the {max_bytes:,}-byte limit")
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    declared = parse_ascii_int(response.headers.get("content-length"), max_digits=30)
+    if declared is not None and declared > max_bytes:
         raise too_large
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")

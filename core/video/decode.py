@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import InputTooLargeError, NotAnImageError, NotAVideoError
+from core.video.image_modes import check_image_mode, image_to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -117,12 +118,12 @@ def _decode_image(stream: BinaryIO, name: str, max_pixels: int) -> np.ndarray:
             raise InputTooLargeError(
                 f"{name} is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}"
             )
-        # 3. Decode. convert("RGB") drops alpha and expands palettes, as pil_loader does.
+        # 3. Decode to 8-bit RGB, faithfully for every mode we accept (the mode is known from the header).
+        check_image_mode(image.mode, name)
         try:
-            rgb = image.convert("RGB")
+            return image_to_rgb(image, name)
         except (OSError, ValueError, SyntaxError) as exc:
             raise _undecodable_image(name, exc) from exc
-    return np.asarray(rgb, dtype=np.uint8).copy()
 
 
 def _undecodable_image(name: str, exc: Exception) -> NotAnImageError | InputTooLargeError:
@@ -166,6 +167,8 @@ def read_video_frames(
     max_frames: int | None = None,
     max_pixels_per_frame: int = 4096 * 4096,
     max_duration_s: float | None = None,
+    max_decoded_bytes: int | None = None,
+    held_bytes_per_frame: int = 0,
 ) -> DecodedVideo:
     """Decode a video sequentially and keep every ``frame_stride(sample_stride, fps)``-th frame.
 
@@ -174,10 +177,17 @@ def read_video_frames(
     stored. A file that breaks off part-way (truncated upload, corrupt packet) keeps the frames decoded
     before the break, with a warning in the log; no frame at all is an error.
 
+    The kept frames are written into one array as they decode; the frames the stride drops are never
+    converted, and nothing is copied at the end. ``max_decoded_bytes`` bounds that array
+    (samples x width x height x 3) plus ``held_bytes_per_frame`` per sample (what the caller will hold
+    for each, e.g. the pipeline's pose and output frames): a few kilobytes of flat frames can decode
+    to gigabytes (issue 19).
+
     Raises:
         NotAVideoError: unreadable, corrupt, audio-only, no video stream, or zero frames decoded.
-        InputTooLargeError: frames over ``max_pixels_per_frame``, more than ``max_frames`` samples, or
-            longer than ``max_duration_s`` (by its header, or by the timestamps of the frames decoded).
+        InputTooLargeError: frames over ``max_pixels_per_frame``, more than ``max_frames`` samples, longer
+            than ``max_duration_s``, or samples over ``max_decoded_bytes`` (each by its header, and again
+            by the frames decoded).
     """
     name = f"video {Path(source).name!r}"
     with _open_video(source, name) as container:
@@ -190,63 +200,141 @@ def read_video_frames(
             _check_duration(probed.duration_s, max_duration_s, name)
         if max_frames is not None and stream.frames > 0:
             _check_num_samples(math.ceil(stream.frames / stride), max_frames, stream.frames, stride, name)
+        expected_samples = math.ceil(probed.num_frames / stride) if probed.num_frames > 0 else 0
+        limits = _SampleLimits(
+            max_frames, max_pixels_per_frame, max_duration_s, max_decoded_bytes, held_bytes_per_frame
+        )
+        if expected_samples:
+            limits.check_bytes(expected_samples, probed.width, probed.height, stride, name)
         # 2. Decode everything, keep every stride-th frame.
         stream.thread_type = "AUTO"
-        frames, num_decoded, is_complete = _decode_sampled(
-            container, stream, stride, max_frames, max_pixels_per_frame, name, max_duration_s, probed.fps
-        )
-    if not frames:
+        most = limits.max_samples(probed.width, probed.height)
+        frames = _SampledFrames(most if most is not None else expected_samples + 1)
+        num_decoded, is_complete = _decode_sampled(container, stream, stride, frames, limits, name, probed.fps)
+    if frames.count == 0:
         raise NotAVideoError(f"{name} has a video stream but no frame could be decoded (zero frames)")
-    height, width = frames[0].shape[:2]
+    height, width = frames.frame_shape
     # 3. A video cut short lasts as long as the frames it gave, not as long as its header claims.
     duration_s = probed.duration_s
     if (not is_complete or duration_s <= 0) and probed.fps > 0:
         duration_s = num_decoded / probed.fps
     info = VideoInfo(width, height, probed.fps, num_decoded, duration_s, probed.codec)
-    return DecodedVideo(frames=np.stack(frames), info=info, stride=stride)
+    return DecodedVideo(frames=frames.array(), info=info, stride=stride)
+
+
+@dataclass(frozen=True)
+class _SampleLimits:
+    max_frames: int | None
+    max_pixels_per_frame: int
+    max_duration_s: float | None
+    max_decoded_bytes: int | None
+    held_bytes_per_frame: int = 0
+
+    def max_samples(self, width: int, height: int) -> int | None:
+        """Most frames that may be kept at this size, by the frame and byte caps; None without either."""
+        by_bytes = None
+        if self.max_decoded_bytes is not None and width > 0 and height > 0:
+            by_bytes = max(self.max_decoded_bytes // (width * height * 3 + self.held_bytes_per_frame), 1)
+        caps = [cap for cap in (self.max_frames, by_bytes) if cap is not None]
+        return min(caps) if caps else None
+
+    def check_bytes(
+        self, num_samples: int, width: int, height: int, stride: int, name: str, *, at_least: bool = False
+    ) -> None:
+        if self.max_decoded_bytes is None:
+            return
+        size = num_samples * (width * height * 3 + self.held_bytes_per_frame)
+        if size > self.max_decoded_bytes:
+            more = "at least " if at_least else ""
+            held = " with what the job holds for each" if self.held_bytes_per_frame else ""
+            raise InputTooLargeError(
+                f"{name} gives {more}{num_samples} frames of {width}x{height} at a frame stride of {stride}, "
+                f"{more}{size / 2**20:,.0f} MiB decoded{held}, more than the limit of "
+                f"{self.max_decoded_bytes / 2**20:,.0f} MiB; use a shorter or smaller video, or a larger sample_stride"
+            )
+
+
+class _SampledFrames:
+    """The kept frames, written in place into one (N, h, w, 3) uint8 array as they decode.
+
+    No list of frames and no ``np.stack`` at the end (which held every frame twice at the peak). With
+    caps, the array has room for the most frames they allow, so it never grows: ``np.empty`` commits a
+    page only when it is written, and room left unused costs address space, not memory. Without caps
+    (the CLI), it is sized for the frames the header announces and doubles if it must.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = max(capacity, 1)
+        self._array: np.ndarray | None = None
+        self.count = 0
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        assert self._array is not None
+        return self._array.shape[1], self._array.shape[2]
+
+    def append(self, frame: np.ndarray) -> None:
+        if self._array is None:
+            self._array = np.empty((self._capacity, *frame.shape), dtype=np.uint8)
+        elif self.count == len(self._array):
+            grown = np.empty((2 * len(self._array), *self._array.shape[1:]), dtype=np.uint8)
+            grown[: self.count] = self._array
+            self._array = grown
+        self._array[self.count] = frame
+        self.count += 1
+
+    def array(self) -> np.ndarray:
+        assert self._array is not None
+        return self._array[: self.count]
 
 
 def _decode_sampled(
     container: av.container.InputContainer,
     stream: av.VideoStream,
     stride: int,
-    max_frames: int | None,
-    max_pixels_per_frame: int,
+    frames: _SampledFrames,
+    limits: _SampleLimits,
     name: str,
-    max_duration_s: float | None = None,
     fps: float = 0.0,
-) -> tuple[list[np.ndarray], int, bool]:
-    """Decode in order; return the sampled (h, w, 3) uint8 frames, the number decoded, and whether
-    the stream decoded to its end."""
-    frames: list[np.ndarray] = []
+) -> tuple[int, bool]:
+    """Decode in order into ``frames``; return the number of frames decoded and whether the stream
+    decoded to its end."""
     num_decoded = 0
     try:
         for frame in container.decode(stream):
             # A header can understate the length (or give none): the frames' own clock decides too.
-            if max_duration_s is not None:
+            if limits.max_duration_s is not None:
                 elapsed_s = frame.time if frame.time is not None else (num_decoded / fps if fps > 0 else 0.0)
-                _check_duration(elapsed_s, max_duration_s, name, at_least=True)
+                _check_duration(elapsed_s, limits.max_duration_s, name, at_least=True)
             if num_decoded % stride == 0:
-                # The stream's size can change mid-stream; check every frame we keep.
-                _check_frame_size(frame.width, frame.height, max_pixels_per_frame, name)
-                if frames and (frame.height, frame.width) != frames[0].shape[:2]:
-                    raise NotAVideoError(
-                        f"{name} changes frame size mid-stream ({frames[0].shape[1]}x{frames[0].shape[0]} "
-                        f"to {frame.width}x{frame.height})"
-                    )
-                if max_frames is not None and len(frames) >= max_frames:
-                    _check_num_samples(len(frames) + 1, max_frames, num_decoded + 1, stride, name, at_least=True)
+                _check_sample(frame, frames, limits, num_decoded, stride, name)
                 frames.append(frame.to_ndarray(format="rgb24"))
             num_decoded += 1
     except (av.error.FFmpegError, ValueError) as exc:
         # Keep what decoded before the break; the caller refuses zero frames.
         logger.warning("%s: decoding stopped after %d frames: %s", name, num_decoded, exc)
-        return frames, num_decoded, False
+        return num_decoded, False
     # A file cut at a packet boundary ends without an error, but short of the count in its header.
     if 0 < num_decoded < stream.frames:
         logger.warning("%s: decoding stopped after %d of %d frames", name, num_decoded, stream.frames)
-        return frames, num_decoded, False
-    return frames, num_decoded, True
+        return num_decoded, False
+    return num_decoded, True
+
+
+def _check_sample(
+    frame: av.VideoFrame, frames: _SampledFrames, limits: _SampleLimits, num_decoded: int, stride: int, name: str
+) -> None:
+    """The checks on a frame about to be kept, before it is converted."""
+    # The stream's size can change mid-stream; check every frame we keep.
+    _check_frame_size(frame.width, frame.height, limits.max_pixels_per_frame, name)
+    if frames.count and (frame.height, frame.width) != frames.frame_shape:
+        height, width = frames.frame_shape
+        raise NotAVideoError(
+            f"{name} changes frame size mid-stream ({width}x{height} to {frame.width}x{frame.height})"
+        )
+    if limits.max_frames is not None and frames.count >= limits.max_frames:
+        _check_num_samples(frames.count + 1, limits.max_frames, num_decoded + 1, stride, name, at_least=True)
+    limits.check_bytes(frames.count + 1, frame.width, frame.height, stride, name, at_least=True)
 
 
 def _open_video(source: Path, name: str) -> av.container.InputContainer:

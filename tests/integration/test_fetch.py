@@ -107,6 +107,13 @@ def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
                     self.wfile.flush()
                 server.stalled.set()
                 server.stop.wait(30)
+            elif path == "/dribble-head":
+                # The status line and headers a byte every 20 ms: each read is quick, the head takes 1.5 s.
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-Pad: " + b"a" * 40 + b"\r\n\r\nx":
+                    if server.stop.wait(0.02):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
             elif path.startswith("/hops/"):
                 left = int(path.rsplit("/", 1)[1])
                 target = "/ok.png" if left == 0 else f"{left - 1}"  # relative Location
@@ -233,6 +240,15 @@ def test_fetch_deadline_cuts_a_late_stall_shorter_than_the_clipped_read_timeout(
         fetch(server.url("/trickle-then-stall"), tmp_path / "x.bin", max_bytes=10**6, timeout_s=1.0)
     assert server.stalled.is_set()
     assert time.monotonic() - started < 1.5
+
+
+def test_fetch_deadline_cuts_a_server_dribbling_its_response_head(server: Server, tmp_path: Path) -> None:
+    # httpx's timeouts are per read, and the head is read before any body check runs (issue 19).
+    started = time.monotonic()
+    with pytest.raises(InputUnreachableError, match=re.escape("within 0.5 s")):
+        fetch(server.url("/dribble-head"), tmp_path / "x.bin", max_bytes=10**6, timeout_s=0.5, read_timeout_s=20)
+    assert time.monotonic() - started < 1.2
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_fetch_follows_relative_redirects_up_to_the_limit(server: Server, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 import io
 import logging
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -241,6 +242,75 @@ def test_read_image_converts_alpha_palette_and_grey_to_rgb() -> None:
         buffer = io.BytesIO()
         Image.fromarray(rgb).convert(mode).save(buffer, format="PNG")
         assert read_image(buffer.getvalue()).shape == (32, 24, 3), mode
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).convert("L"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "encode", "expected"),
+    [
+        # 16-bit grey once became all white (convert("RGB") clips at 255) and failed as no_person_detected:
+        # each 16-bit file holds an 8-bit picture times 257, which must come back exactly.
+        ("png_16_bit_grey", lambda rgb: media.png16_bytes(media.to_sixteen_bit(_grey(rgb))), "grey"),
+        ("png_16_bit_rgb", lambda rgb: media.png16_bytes(media.to_sixteen_bit(rgb)), "rgb"),
+        ("tiff_16_bit_big_endian", lambda rgb: _tiff_16_bit(_grey(rgb), "I;16B"), "grey"),
+        ("tiff_16_bit_little_endian", lambda rgb: _tiff_16_bit(_grey(rgb), "I;16"), "grey"),
+        ("tiff_32_bit_int_in_16_bit_range", lambda rgb: _tiff_int32(media.to_sixteen_bit(_grey(rgb))), "grey"),
+        ("png_grey_alpha", lambda rgb: media.image_bytes_in_mode(rgb, "LA", "PNG"), "grey"),
+        # 8-bit modes: exactly what the original's pil_loader (convert("RGB")) gives for the same file.
+        ("png_palette", lambda rgb: media.image_bytes_in_mode(rgb, "P", "PNG"), "pil_loader"),
+        ("png_one_bit", lambda rgb: media.image_bytes_in_mode(rgb, "1", "PNG"), "pil_loader"),
+        ("jpeg_cmyk", lambda rgb: media.image_bytes_in_mode(rgb, "CMYK", "JPEG"), "pil_loader"),
+        ("tiff_cmyk", lambda rgb: media.image_bytes_in_mode(rgb, "CMYK", "TIFF"), "rgb"),
+    ],
+)
+def test_read_image_converts_every_accepted_mode_faithfully(kind: str, encode: Any, expected: str) -> None:
+    rgb = media.person_image(64, 48, seed=3)
+    data = encode(rgb)
+    target = {
+        "rgb": lambda: rgb,
+        "grey": lambda: np.repeat(_grey(rgb)[:, :, None], 3, axis=2),
+        "pil_loader": lambda: np.asarray(Image.open(io.BytesIO(data)).convert("RGB")),
+    }[expected]()
+
+    decoded = read_image(data)
+
+    assert decoded.shape == (64, 48, 3) and decoded.dtype == np.uint8
+    assert np.array_equal(decoded, target), (kind, np.abs(decoded.astype(np.int16) - target).max())
+
+
+def _tiff_16_bit(grey: np.ndarray, mode: str) -> bytes:
+    samples = media.to_sixteen_bit(grey).astype(">u2" if mode == "I;16B" else "<u2")
+    buffer = io.BytesIO()
+    Image.frombytes(mode, (grey.shape[1], grey.shape[0]), samples.tobytes()).save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+def _tiff_int32(values: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(values.astype(np.int32)).save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("mode", "encode"),
+    [
+        ("F", lambda: _tiff_float(np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(64, 48))),
+        ("LAB", lambda: media.image_bytes_in_mode(media.person_image(64, 48), "LAB", "TIFF")),
+        ("I", lambda: _tiff_int32(np.full((64, 48), 70_000))),  # wider than 16 bits: no known white
+    ],
+)
+def test_read_image_refuses_modes_without_a_faithful_rgb_naming_the_mode(mode: str, encode: Any) -> None:
+    with pytest.raises(NotAnImageError, match=f"pixel mode '{mode}'"):
+        read_image(encode())
+
+
+def _tiff_float(values: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, format="TIFF")
+    return buffer.getvalue()
 
 
 def test_read_image_takes_the_first_frame_of_an_animated_gif() -> None:

@@ -3,8 +3,11 @@ Celery worker on the webhooks queue, fed by its due-set scheduler) sends them to
 verifies every request with the standardwebhooks library. Retries are milliseconds apart."""
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +73,8 @@ def hook_deps(store: JobStore, hook_settings: Settings) -> WebhookDeps:
 @pytest.fixture
 def webhook_worker_running(hook_settings: Settings, hook_deps: WebhookDeps) -> Iterator[None]:
     """The webhook worker as its process runs it: Celery on the webhooks queue plus the due-set scheduler."""
-    webhook_worker.configure(hook_deps)
-    app = webhook_worker.create_webhook_celery(hook_settings)
-    scheduler = webhook_worker.DueScheduler(app, hook_deps.deliveries, hook_settings, poll_s=0.02)
-    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, queues=[WEBHOOK_QUEUE]):
-        scheduler.start()
-        try:
-            yield
-        finally:
-            scheduler.stop()
+    with _webhook_worker(hook_deps):
+        yield
 
 
 @pytest.fixture
@@ -88,11 +84,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _job(inputs_url: str, receiver: Receiver, events: list[str], **changes: Any) -> Job:
-    return Job(
-        id=uuid.uuid4().hex, owner=owner_of_key(KEY), image_url=f"{inputs_url}/person.png",
-        video_url=f"{inputs_url}/drive.mp4", params=TINY_PARAMS,
-        webhook_url=receiver.url, webhook_events=events, **changes,
-    )  # fmt: skip
+    return Job(**{
+        "id": uuid.uuid4().hex, "owner": owner_of_key(KEY), "image_url": f"{inputs_url}/person.png",
+        "video_url": f"{inputs_url}/drive.mp4", "params": TINY_PARAMS,
+        "webhook_url": receiver.url, "webhook_events": events, **changes,
+    })  # fmt: skip
 
 
 def _all_final(deliveries: Deliveries, job_id: str, count: int) -> bool:
@@ -245,8 +241,74 @@ def test_receiver_that_does_not_answer_in_time_gets_the_attempt_recorded_and_ret
         answer_now.set()
 
     attempt = delivery.attempts[0]
-    assert (attempt.status_code, attempt.error) == (None, "no answer within 0.3 s")
+    assert (attempt.status_code, attempt.error) == (None, "no complete answer within 0.3 s")
     assert delivery.state is DeliveryState.pending and _is_retry_scheduled(hook_deps, delivery)
+
+
+def test_receiver_dribbling_its_answer_is_cut_off_at_the_attempt_deadline(
+    store: JobStore, hook_deps: WebhookDeps, inputs_url: str, receiver: Receiver
+) -> None:
+    # 40 bytes of "HTTP/1.1 200 OK ..." at 0.1 s each: every read is well inside the timeout, the whole is not.
+    receiver.drip_interval_s = 0.1
+    impatient = WebhookDeps(deliveries=hook_deps.deliveries, storage=hook_deps.storage,
+                            settings=hook_deps.settings.model_copy(update={"webhook_timeout_s": 0.5}))  # fmt: skip
+
+    delivery = _one_attempt(impatient, store.create(_job(inputs_url, receiver, ALL_EVENTS)))
+
+    attempt = delivery.attempts[0]
+    assert (attempt.status_code, attempt.error) == (None, "no complete answer within 0.5 s")
+    assert attempt.duration_s < 1.5, attempt.duration_s  # the deadline, not the receiver's 4 s
+    assert delivery.state is DeliveryState.pending and _is_retry_scheduled(hook_deps, delivery)
+
+
+def test_one_keys_slow_receivers_do_not_delay_another_keys_events(
+    store: JobStore, hook_settings: Settings, hook_deps: WebhookDeps, inputs_url: str, receiver: Receiver
+) -> None:
+    # The worker has 4 delivery threads; key A's six jobs all point at a receiver that takes 3 s to answer
+    # (its deadline), and key B's job at a prompt one. A may hold webhook_max_in_flight_per_key (2) threads.
+    receiver.drip_interval_s = 3.0 / 40
+    slow_deps = WebhookDeps(deliveries=hook_deps.deliveries, storage=hook_deps.storage,
+                            settings=hook_settings.model_copy(update={"webhook_timeout_s": 3.0}))  # fmt: skip
+    with webhook_receiver(SECRET) as prompt, _webhook_worker(slow_deps):
+        for _ in range(6):
+            slow_job = store.create(_job(inputs_url, receiver, ALL_EVENTS))
+            assert hook_deps.deliveries.record_event(slow_job, "job.started") is not None
+        wait_for(lambda: len(receiver.snapshot()) >= 2, timeout_s=10, message="key A's attempts to be under way")
+        other = store.create(_job(inputs_url, prompt, ALL_EVENTS, owner=owner_of_key("key-b-0123456789")))
+        recorded = time.monotonic()
+        assert hook_deps.deliveries.record_event(other, "job.started") is not None
+
+        wait_for(lambda: prompt.accepted(), timeout_s=10, message="key B's event")
+        latency_s = time.monotonic() - recorded
+        attempts_a = len(receiver.snapshot())
+
+    assert latency_s < 1.5, latency_s  # not behind A's 3 s attempts
+    assert attempts_a == 2  # A's share, still under way; its other four wait in the due set, not in threads
+
+
+def test_owner_slots_are_limited_per_key_released_and_lapse(hook_deps: WebhookDeps) -> None:
+    deliveries, now = hook_deps.deliveries, datetime.now(UTC)
+    first, second = (deliveries.take_owner_slot("o1", limit=2, ttl_s=30, now=now) for _ in range(2))
+    assert first and second and deliveries.take_owner_slot("o1", limit=2, ttl_s=30, now=now) is None
+    assert deliveries.take_owner_slot("o2", limit=2, ttl_s=30, now=now) is not None  # another key is not held
+    deliveries.release_owner_slot("o1", first)
+    assert deliveries.take_owner_slot("o1", limit=2, ttl_s=30, now=now) is not None
+    # A worker that died mid-attempt never releases; its slots lapse after ttl_s.
+    assert deliveries.take_owner_slot("o1", limit=2, ttl_s=30, now=now + timedelta(seconds=31)) is not None
+
+
+@contextmanager
+def _webhook_worker(deps: WebhookDeps) -> Iterator[None]:
+    """Celery on the webhooks queue (4 delivery threads) plus the due-set scheduler, as the process runs them."""
+    webhook_worker.configure(deps)
+    app = webhook_worker.create_webhook_celery(deps.settings)
+    scheduler = webhook_worker.DueScheduler(app, deps.deliveries, deps.settings, poll_s=0.02)
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, queues=[WEBHOOK_QUEUE]):
+        scheduler.start()
+        try:
+            yield
+        finally:
+            scheduler.stop()
 
 
 @pytest.mark.parametrize("status", [302, 307])

@@ -234,3 +234,41 @@ def write_image(path: Path, image: np.ndarray, format: str | None = None) -> Pat
     path = Path(path)
     Image.fromarray(image).save(path, format=format)
     return path
+
+
+def png16_bytes(image: np.ndarray) -> bytes:
+    """A 16-bit PNG of an (H, W) grey or (H, W, 3) RGB uint16 array, written by hand (Pillow cannot write RGB48).
+
+    Colour type 0 (grey) or 2 (RGB), bit depth 16, big-endian samples, filter 0 on every row.
+    """
+    height, width = image.shape[:2]
+    colour_type = 2 if image.ndim == 3 else 0
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    samples = image.astype(">u2").reshape(height, -1)
+    rows = b"".join(b"\x00" + row.tobytes() for row in samples)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def to_sixteen_bit(image: np.ndarray) -> np.ndarray:
+    """uint8 -> uint16 with the same brightness (v * 257: 255 becomes 65535)."""
+    return image.astype(np.uint16) * 257
+
+
+def image_bytes_in_mode(image: np.ndarray, mode: str, format: str) -> bytes:
+    """An (H, W, 3) uint8 RGB image converted by Pillow to ``mode`` and saved as ``format``."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).convert(mode).save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def write_flat_video(
+    path: Path, num_frames: int, height: int, width: int, fps: float = 24, container: str | None = None
+) -> Path:
+    """A decoded-size bomb: ``num_frames`` flat grey frames, a few kilobytes of H.264 for any size."""
+    frames = np.broadcast_to(np.uint8(128), (num_frames, height, width, 3))  # one frame's memory, not N
+    return write_video(path, frames, fps=fps, container=container)

@@ -3,6 +3,7 @@ records it, and answers what the test scripts (e.g. 500 three times, then 200, o
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ class Receiver:
     # Decides the answer from the verified request (id, type) and what came before; default 200.
     answer: Callable[["Receiver", str, str], int] = lambda receiver, webhook_id, event_type: 200
     location: str | None = None  # sent as Location with a 3xx answer (a receiver that redirects)
+    # Set: the answer goes out one byte per this many seconds (a hostile receiver; the pace is the behaviour).
+    drip_interval_s: float | None = None
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,11 +60,24 @@ def webhook_receiver(secret: str) -> Iterator[Receiver]:
             status = receiver.answer(receiver, webhook_id, payload.get("type", "")) if verified else 400
             with receiver.lock:
                 receiver.requests.append(Received(webhook_id, payload.get("type", ""), payload, verified, status))
+            if receiver.drip_interval_s is not None:
+                self._drip(f"HTTP/1.1 {status} OK\r\ncontent-length: 0\r\n\r\n".encode(), receiver.drip_interval_s)
+                return
             self.send_response(status)
             if receiver.location is not None and 300 <= status < 400:
                 self.send_header("location", receiver.location)
             self.send_header("content-length", "0")
             self.end_headers()
+
+        def _drip(self, answer: bytes, interval_s: float) -> None:
+            self.close_connection = True
+            for byte in answer:
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:
+                    return  # the sender gave up
+                time.sleep(interval_s)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

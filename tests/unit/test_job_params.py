@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -44,3 +46,32 @@ def test_job_params_rejects_overlap_not_below_tile_size() -> None:
 def test_job_params_rejects_unknown_fields() -> None:
     with pytest.raises(ValidationError, match="frames_overlap"):
         JobParams(frames_overlap=6)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("resolution", "128"),
+        ("resolution", 576.0),  # the spec says integer
+        ("tile_size", True),  # a bool is an int to Python: it would be stored as 1
+        ("tile_overlap", True),
+        ("num_inference_steps", "25"),
+        ("guidance_scale", True),
+        ("guidance_scale", "2.5"),
+        ("noise_aug_strength", False),
+        ("sample_stride", "2"),
+        ("fps", True),
+        ("seed", "42"),
+    ],
+)
+def test_job_params_numbers_are_strict_refusing_strings_and_booleans(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        JobParams.model_validate({field: value})
+    assert info.value.errors()[0]["loc"] == (field,)
+    with pytest.raises(ValidationError):
+        JobParams.model_validate_json(f'{{"{field}": {json.dumps(value)}}}')
+
+
+def test_job_params_float_fields_take_integers() -> None:
+    params = JobParams.model_validate_json('{"guidance_scale": 3, "noise_aug_strength": 0}')
+    assert (params.guidance_scale, params.noise_aug_strength) == (3.0, 0.0)

@@ -28,6 +28,7 @@ PINNED: dict[str, tuple[Callable[[], str], str]] = {
     "job_events_once": (lambda: KEYS.job_events_once("j1"), "mm:job_events_once:j1"),
     "webhooks_due": (lambda: KEYS.webhooks_due, "mm:webhooks_due"),
     "job_delivering": (lambda: KEYS.job_delivering("j1"), "mm:job_delivering:j1"),
+    "owner_delivering": (lambda: KEYS.owner_delivering("o1"), "mm:owner_delivering:o1"),
     "redeliveries": (lambda: KEYS.redeliveries("o1", 29000000), "mm:redeliveries:o1:29000000"),
     "upload": (lambda: KEYS.upload("u1"), "mm:upload:u1"),
     "uploads_expiring": (lambda: KEYS.uploads_expiring, "mm:uploads_expiring"),

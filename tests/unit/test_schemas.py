@@ -77,6 +77,23 @@ def test_job_create_caps_metadata_size_and_depth() -> None:
         _create(metadata={"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}})
 
 
+def test_job_create_refuses_deep_metadata_without_recursing() -> None:
+    # 100,000 levels: a recursive walk (or json.dumps) would pass Python's recursion limit of 1,000.
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValidationError, match="nested deeper"):
+        _create(metadata={"a": deep})
+
+
+@pytest.mark.parametrize("value", [True, "30", 30.0])
+def test_job_create_timeout_s_is_a_strict_integer(value: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        _create(timeout_s=value)
+    assert info.value.errors()[0]["loc"] == ("timeout_s",)
+    assert _create(timeout_s=30).timeout_s == 30
+
+
 @given(st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8) | st.booleans(), max_size=8))
 def test_job_create_accepts_any_small_flat_metadata(metadata: dict[str, object]) -> None:
     assert _create(metadata=metadata).metadata == metadata

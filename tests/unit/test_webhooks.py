@@ -15,6 +15,8 @@ from core.webhooks import WebhookVerificationError
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the spec's example secret
 BODY = b'{"type":"job.succeeded","id":"abc","status":"succeeded"}'
 
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
 
 def test_sign_matches_the_spec_example() -> None:
     # Standard Webhooks spec example: msg_p5jXN8AQM9LWM0D4loKWxJek, 1614265330, {"test": 2432232314}
@@ -44,6 +46,9 @@ def test_verify_accepts_the_librarys_signature_and_refuses_tampering_and_old_tim
         ({**headers, "webhook-id": "msg_3"}, BODY, now, "no webhook-signature matches"),
         (headers, BODY, now + 6 * 60, "more than 5 minutes from now"),
         ({k: v for k, v in headers.items() if k != "webhook-signature"}, BODY, now, "missing or malformed"),
+        # int() reads these as the same timestamp; the header is ASCII digits only.
+        ({**headers, "webhook-timestamp": f" {now} "}, BODY, now, "missing or malformed"),
+        ({**headers, "webhook-timestamp": str(now).translate(ARABIC_INDIC)}, BODY, now, "missing or malformed"),
     ):
         with pytest.raises(WebhookVerificationError, match=reason):
             webhooks.verify(SECRET, bad_headers, body, now=at)

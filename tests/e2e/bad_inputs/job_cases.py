@@ -26,7 +26,9 @@ LIMITS = {
     "max_image_pixels": 1_000_000,
     "max_video_pixels": 640 * 480,
     "max_video_duration_s": 3,
+    "max_decoded_video_bytes": 8 * 2**20,  # 7 frames of 640x480 with their pose and output frames
     "api_keys": API_KEY,
+    "http_header_timeout_s": 2,  # test_http_limits waits for it; real clients send their head at once
 }
 
 
@@ -158,6 +160,27 @@ JOB_CASES = [
     JobCase("audio_only", video_url="{inputs}/files/audio.wav", code="input_not_video", fragment="only audio"),
     JobCase("video_too_long", video_url="{inputs}/files/long.mp4", code="input_too_large", fragment="limit of 3 s"),
     JobCase("video_frames_too_large", video_url="{inputs}/files/wide.mp4", code="input_too_large", fragment="704x512"),
+    JobCase(
+        "decoded_size_bomb_by_header",
+        video_url="{inputs}/files/bomb_by_header.mp4",
+        code="input_too_large",
+        # 640x480x3 per frame, and the job's pose and output frames (192x128x3 each) beside it
+        fragment="gives 60 frames of 640x480 at a frame stride of 1, 61 MiB decoded with what the job holds for each, "
+        "more than the limit of 8 MiB",
+    ),
+    JobCase(
+        "decoded_size_bomb_without_count",
+        video_url="{inputs}/files/bomb_without_count.h264",
+        code="input_too_large",
+        fragment="gives at least 8 frames of 640x480",
+    ),
+    # Image modes (issue 19): 16-bit grey once turned all white and failed as no_person_detected.
+    JobCase("person_in_16_bit_grey", image_url="{inputs}/files/person_grey16.png"),
+    JobCase("person_in_palette_png", image_url="{inputs}/files/person_palette.png"),
+    JobCase("person_in_cmyk_jpeg", image_url="{inputs}/files/person_cmyk.jpg"),
+    JobCase(
+        "float_image", image_url="{inputs}/files/person_float.tiff", code="input_not_image", fragment="pixel mode 'F'"
+    ),
     # Valid media without a person.
     JobCase("no_person_in_image", image_url="{inputs}/files/flat.png", code="no_person_detected"),
 ]

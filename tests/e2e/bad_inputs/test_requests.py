@@ -67,6 +67,40 @@ REQUEST_CASES = [
     RequestCase("seed_over_64_bits", body=with_params(seed=2**64), fragment="params.seed"),
     RequestCase("overlap_not_below_tile", body=with_params(tile_size=4, tile_overlap=4), fragment="tile_size"),
     RequestCase("fps_float", body=with_params(fps=7.5), fragment="params.fps"),
+    # Strict numbers (issue 19): the spec says integer/number, so no strings, and no booleans (True == 1).
+    RequestCase("resolution_string", body=with_params(resolution="128"), fragment="params.resolution"),
+    RequestCase("tile_overlap_true", body=with_params(tile_overlap=True), fragment="params.tile_overlap"),
+    RequestCase("guidance_scale_true", body=with_params(guidance_scale=True), fragment="params.guidance_scale"),
+    RequestCase("guidance_scale_string", body=with_params(guidance_scale="2.5"), fragment="params.guidance_scale"),
+    RequestCase("seed_string", body=with_params(seed="42"), fragment="params.seed"),
+    RequestCase("steps_float_integral", body=with_params(num_inference_steps=4.0), fragment="num_inference_steps"),
+    RequestCase("timeout_s_true", body={**GOOD, "timeout_s": True}, fragment="timeout_s"),
+    RequestCase("timeout_s_string", body={**GOOD, "timeout_s": "30"}, fragment="timeout_s"),
+    RequestCase(
+        "float_param_takes_an_integer",
+        body={**with_params(guidance_scale=3, noise_aug_strength=0), "metadata": {"case": "integer for float"}},
+        status=202,
+        code=None,
+    ),
+    # Nesting (issue 19): refused by an iterative count before any parser or validator recurses.
+    RequestCase(
+        "metadata_nested_900_deep",
+        raw=json.dumps(GOOD)[:-1].encode() + b', "metadata": {"a": ' + b"[" * 900 + b"]" * 900 + b"}}",
+        headers=JSON,
+        fragment="nested more than 32 levels",
+    ),
+    RequestCase(
+        "params_nested_5000_deep",
+        raw=json.dumps(GOOD)[:-1].encode() + b', "params": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}",
+        headers=JSON,
+        fragment="nested more than 32 levels",
+    ),
+    RequestCase(
+        "brackets_inside_strings_are_not_nesting",
+        body={**GOOD, "metadata": {"text": "[{" * 200 + '\\"' + "]}" * 200}},
+        status=202,
+        code=None,
+    ),
     RequestCase(
         "body_over_64_kib", body={**GOOD, "metadata": {"x": "a" * 70_000}}, status=413, code="payload_too_large"
     ),
@@ -114,6 +148,21 @@ REQUEST_CASES = [
     ),
     RequestCase("huge_job_id", path="/jobs/" + "a" * 5000, method="GET", fragment="at most 64 characters"),
     RequestCase("cancel_unknown_job", path="/jobs/nope/cancel", status=404, code="not_found"),
+    # Digits that are not ASCII digits (issue 19): "²" and "١٢" pass str.isdigit(); a 503 before.
+    RequestCase("cursor_superscript_digit", path="/jobs?cursor=%C2%B2", method="GET", code="invalid_cursor"),
+    RequestCase("cursor_arabic_indic_digits", path="/jobs?cursor=%D9%A1%D9%A2", method="GET", code="invalid_cursor"),
+    RequestCase("cursor_fullwidth_digits", path="/jobs?cursor=%EF%BC%91", method="GET", code="invalid_cursor"),
+    RequestCase("cursor_with_underscore", path="/jobs?cursor=1_0", method="GET", code="invalid_cursor"),
+    RequestCase("limit_arabic_indic_digits", path="/jobs?limit=%D9%A1", method="GET", fragment="limit"),
+    # A stray trailing slash (issue 19): no redirect built from the client's Host header.
+    RequestCase(
+        "trailing_slash_foreign_host",
+        path="/jobs/",
+        method="GET",
+        headers=(("Host", "evil.example"),),
+        status=404,
+        code="not_found",
+    ),
 ]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from PIL import Image
 
 from tests.e2e.bad_inputs.job_cases import API_KEY, JOB_CASES, LIMITS, PARAMS
 from tests.support import media
@@ -23,12 +24,20 @@ class World:
     canaries: list[Canary]
     job_ids: dict[str, str]
     worker_pid: int
+    inputs_url: str  # the hostile input server, serving the files under /files/NAME
 
 
 def _write_inputs(directory: Path) -> None:
     media.write_image(directory / "person.png", media.person_image(200, 150, seed=1))
     media.write_video(directory / "drive.mp4", media.moving_person_frames(3, 96, 128, seed=2), fps=24)
     media.write_image(directory / "flat.png", media.flat_image(200, 150, 128))
+    # Image modes (issue 19): the person in 16-bit grey, palette and CMYK, and a float TIFF.
+    person = media.person_image(200, 150, seed=1)
+    grey = np.asarray(Image.fromarray(person).convert("L"))
+    (directory / "person_grey16.png").write_bytes(media.png16_bytes(media.to_sixteen_bit(grey)))
+    (directory / "person_palette.png").write_bytes(media.image_bytes_in_mode(person, "P", "PNG"))
+    (directory / "person_cmyk.jpg").write_bytes(media.image_bytes_in_mode(person, "CMYK", "JPEG"))
+    Image.fromarray(grey.astype(np.float32) / 255).save(directory / "person_float.tiff")
     noise = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)  # ~360 kB, incompressible
     media.write_image(directory / "noise.png", noise)
     media.write_garbage(directory / "garbage.png")
@@ -43,6 +52,9 @@ def _write_inputs(directory: Path) -> None:
     media.write_audio_only(directory / "audio.wav")
     media.write_video(directory / "long.mp4", np.zeros((100, 48, 64, 3), dtype=np.uint8), fps=25)  # 4 s
     media.write_video(directory / "wide.mp4", np.zeros((2, 512, 704, 3), dtype=np.uint8), fps=25)
+    # Decoded-size bombs (issue 19): kilobytes of H.264, 53 MiB (by its header) and 62 MiB (no count) decoded.
+    media.write_flat_video(directory / "bomb_by_header.mp4", 60, 480, 640)
+    media.write_flat_video(directory / "bomb_without_count.h264", 70, 480, 640, container="h264")
 
 
 def _urls(template: str, inputs: str, port: int, closed_port: int) -> str:
@@ -81,4 +93,4 @@ def bad_input_world(root: Path, tiny_model_dir: Path) -> Iterator[World]:
             response = client.post("/jobs", json=body)
             assert response.status_code == 202, f"{case.id}: {response.status_code} {response.text}"
             job_ids[case.id] = response.json()["id"]
-        yield World(services, client, canaries, job_ids, worker_pid)
+        yield World(services, client, canaries, job_ids, worker_pid, inputs)

@@ -96,7 +96,8 @@ def test_oversized_body_is_refused_before_parsing(client: TestClient, sender: Re
         yield huge
 
     response = client.post("/jobs", content=chunks(), headers={**AUTH_A, "Content-Type": "application/json"})
-    assert response.status_code == 400 and sender.sent == []
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+    assert sender.sent == []
 
 
 def test_unknown_job_and_unknown_route_are_404_json(client: TestClient) -> None:
