@@ -32,7 +32,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.contract.records import JobStatus
-from tests.support.fault_stack import FAST_REAPER, QUICK, submit
+from tests.support.fault_stack import FAST_REAPER, QUICK, job_body, submit
 from tests.support.processes import wait_for
 from tests.support.redis_server import free_port, redis_server
 from tests.support.service_stack import stack_env, start_stack, wait_for_terminal
@@ -179,6 +179,7 @@ def test_the_alerts_the_issue_asks_for_exist() -> None:
     assert set(rule_expressions()) == {
         "MimicMotionRedisUnreachable", "MimicMotionGatewayMetricsAbsent", "MimicMotionNoLiveWorker",
         "MimicMotionQueueNotDraining", "MimicMotionJobFailureRateHigh", "MimicMotionGpuMemoryNearTotal",
+        "MimicMotionNoLiveWorkerForQueue", "MimicMotionWebhookDeliveriesFailing",
     }  # fmt: skip
 
 
@@ -230,11 +231,17 @@ def live_stack(
         job_id = submit(client, short_inputs_url, QUICK, seed=1)
         (job,) = wait_for_terminal(client, [job_id], timeout_s=120, stack=services).values()
         assert job["status"] == "succeeded", job
+        # And one that fails, so the failures-by-code series exists (a garbage video: input_not_video).
+        garbage = {**job_body(short_inputs_url, QUICK, 2), "video_url": f"{short_inputs_url}/garbage.mp4"}
+        bad = client.post("/jobs", json=garbage)
+        (failed,) = wait_for_terminal(client, [bad.json()["id"]], timeout_s=120, stack=services).values()
+        assert failed["status"] == "failed" and failed["error"]["code"] == "input_not_video", failed
         worker_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
 
         def worker_counted_the_job() -> str | None:
             body = httpx.get(worker_metrics_url, trust_env=False, timeout=5).text
-            return body if 'mimicmotion_worker_jobs_total{outcome="succeeded"} 1.0' in body else None
+            counted = 'mimicmotion_worker_jobs_total{outcome="succeeded"} 1.0' in body
+            return body if counted and 'mimicmotion_worker_jobs_total{outcome="failed"} 1.0' in body else None
 
         worker_metrics = wait_for(worker_counted_the_job, timeout_s=30, message="the worker to count the job")
         gateway_metrics = client.get("/metrics").text
