@@ -13,7 +13,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from core.contract.records import Job
@@ -22,7 +21,7 @@ from service.queue import create_task_sender
 from tests.support.fault_stack import QUICK, FaultStack, denoising, fault_stack, submit, worker_of
 from tests.support.input_files import InputServer
 from tests.support.processes import ServiceProcess, frozen, wait_for
-from tests.support.s3 import running_moto_server
+from tests.support.s3 import moto_bucket
 from tests.support.service_stack import wait_for_terminal
 
 pytestmark = pytest.mark.e2e
@@ -38,11 +37,7 @@ TASK_RETURNED = re.compile(r"Task mimicmotion\.animate\[[0-9a-f-]+\] succeeded i
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
     """A boto3 client of a moto S3 server whose bucket keeps every version of every key."""
-    with running_moto_server() as url:
-        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with moto_bucket(BUCKET, versioned=True) as client:
         yield client
 
 

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import httpx
 import pytest
 
 from tests.support.fault_stack import QUICK, FaultStack, fault_stack
 from tests.support.input_files import write_inputs
-from tests.support.s3 import running_moto_server
+from tests.support.s3 import moto_bucket
 
 pytestmark = pytest.mark.e2e
 
@@ -27,10 +26,7 @@ UPLOAD_CAP = 1_000_000
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
-    with running_moto_server() as url:
-        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-        client.create_bucket(Bucket=BUCKET)
+    with moto_bucket(BUCKET) as client:
         yield client
 
 
