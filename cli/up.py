@@ -70,7 +70,8 @@ def up_command(settings: Settings, *, host: str | None, port: int | None) -> int
             return 1
         print(
             f"MimicMotion is up at {base_url} (gateway pid {gateway.pid}, worker pid {worker.pid}); Ctrl-C stops it.\n"
-            f"Try: mimicmotion submit --url {base_url} --image IMAGE_URL --video VIDEO_URL --wait --out result.mp4",
+            f"Open {base_url}/ in a browser (the playground), or try: mimicmotion submit --url {base_url} "
+            "--image IMAGE --video VIDEO --out result.mp4 (local files or URLs)",
             flush=True,
         )
         # 4. Run until a signal, or until a child dies (then everything stops: a half stack helps nobody).
