@@ -75,10 +75,15 @@ def stored_versions(s3: Any, job_id: str) -> dict[str, list[str]]:
 
 
 def assert_only_the_records_files(s3: Any, record: Job) -> None:
-    """One upload of each result file, the one the record names, and nothing else under the job's prefix."""
+    """One upload of each result file, the one the record names, and nothing else stored under the job's prefix.
+
+    A stale attempt may have stored its pose video before it froze (pose videos are stored as soon as the
+    poses exist); it must have deleted it again, so only the record's files are current objects.
+    """
     assert record.output is not None
+    current = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"jobs/{record.id}/").get("Contents", [])
+    assert sorted(item["Key"] for item in current) == sorted([record.output.video_key, record.output.pose_video_key])
     stored = stored_versions(s3, record.id)
-    assert sorted(stored) == sorted([record.output.video_key, record.output.pose_video_key]), stored
     assert stored[record.output.video_key] == [record.output.sha256]
     assert len(stored[record.output.pose_video_key]) == 1
 
