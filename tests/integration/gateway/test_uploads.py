@@ -302,3 +302,18 @@ def test_a_job_whose_upload_was_deleted_after_submission_fails_as_input_unreacha
 
     with pytest.raises(InputUnreachableError, match="no longer exists"):
         fetch_job_inputs(store.get(job_id), settings, tmp_path, storage=storage, db=store.db)
+
+
+def test_an_expired_upload_is_refused_at_submission_naming_the_field(
+    client: TestClient, store: JobStore, media: dict[str, bytes]
+) -> None:
+    image = uploaded(client, media["person.png"], "a.png")
+    uploads = Uploads(store.db)
+    uploads.save(uploads.get(image["id"]).model_copy(update={"expires_at": utc_now() - timedelta(seconds=1)}))
+
+    response = client.post("/jobs", json={**BODY, "image_url": image["url"]}, headers=AUTH_A)
+
+    assert response.status_code == 422
+    (detail,) = response.json()["error"]["details"]
+    assert detail["field"] == "image_url" and "expired" in detail["message"]
+    assert client.get(f"/uploads/{image['id']}", headers=AUTH_A).status_code == 404
