@@ -30,6 +30,7 @@ from tests.support.input_files import input_server, write_inputs
 from tests.support.jobs import TINY_PARAMS, create_job
 from tests.support.media import person_image, write_image
 from tests.support.worker_settings import worker_settings
+from worker.prefetch import Prefetcher
 
 NUM_SAMPLES = 9  # drive.mp4: 17 frames, sample_stride 2
 
@@ -215,3 +216,22 @@ def test_another_sample_stride_is_a_miss(
         assert poses.cache is not None
         uses.append((poses.cache.driving_pose, estimator.images - before))
     assert uses == [("miss", 1 + 9), ("miss", 1 + 6), ("hit", 1)]  # 17 frames: 9 at stride 2, 6 at stride 3
+
+
+def test_a_job_prepared_ahead_by_the_prefetch_uses_and_records_the_cache(
+    settings: Settings, store: JobStore, animator: Animator, cache_store: PoseCacheStore, identity: str,
+    two_people_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    cache = DrivingPoseCache(cache_store, estimator_identity=identity)
+    worker = Worker(settings, store, animator, cache)
+    spied = worker.deps.animator()
+    worker.deps.prefetch = Prefetcher(store, worker.deps.storage, settings, spied, ["gpu"], pose_cache=cache)
+    first_id = create_job(store, two_people_url)
+    second_id = create_job(store, two_people_url, image="other-person.png")
+    with caplog.at_level(logging.INFO, logger="worker.prefetch"):
+        first, _ = worker.run(first_id)  # its first denoising step starts preparing the second, poses stored by then
+        second, _ = worker.run(second_id)
+    assert f"job {second_id}: inputs and poses were prepared ahead" in caplog.messages
+    assert first.cache is not None and first.cache.driving_pose == "miss"
+    assert second.cache is not None and second.cache.driving_pose == "hit"
+    assert worker.estimator.images == (1 + NUM_SAMPLES) + 1
