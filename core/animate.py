@@ -17,7 +17,8 @@ from core.models.files import ModelFiles
 from core.models.loading import load_models, resolve_device, resolve_dtype
 from core.pipeline.performance import PerformanceOptions
 from core.pipeline.pipeline import MimicMotionPipeline, OnStep
-from core.pose.extract import extract_pose_frames
+from core.pose.extract import PoseEstimator, estimate_poses, render_pose_frames
+from core.pose.records import Pose
 from core.pose.wholebody import WholebodyEstimator
 from core.video.frames import prepare_reference_image, target_size
 
@@ -49,6 +50,7 @@ class PosedInputs:
     reference_image: np.ndarray  # (H, W, 3) uint8, resized and cropped to the job's resolution
     pose_frames: np.ndarray  # (N + 1, H, W, 3) uint8, the reference image's own pose first
     timings: dict[str, float]  # {"pose": seconds}, from the StageTimer that timed it
+    driving_poses: list[Pose] = field(default_factory=list)  # one per driving frame, as detected (not aligned)
 
 
 def load_animator(
@@ -118,9 +120,18 @@ def animate(
 
 
 def prepare_poses(
-    image: np.ndarray, driving_frames: np.ndarray, params: JobParams, estimator: WholebodyEstimator
+    image: np.ndarray,
+    driving_frames: np.ndarray,
+    params: JobParams,
+    estimator: PoseEstimator,
+    *,
+    driving_poses: list[Pose] | None = None,
 ) -> PosedInputs:
     """Resize and crop the reference image, then extract, align and draw the poses (reference §4.0).
+
+    Args:
+        driving_poses: the driving frames' poses as an earlier run detected them (``PosedInputs.driving_poses``,
+            the worker's pose cache); None detects them. The reference image is detected either way.
 
     Raises:
         NoPersonError: no person in the reference image or the driving frames.
@@ -128,8 +139,9 @@ def prepare_poses(
     timer = StageTimer()  # DWPose runs on onnxruntime, synchronous: nothing queued to wait for
     with timer.stage(Stage.pose):
         reference_image = prepare_reference_image(image, params.resolution)
-        pose_frames = extract_pose_frames(reference_image, driving_frames, estimator)
-    return PosedInputs(reference_image, pose_frames, timer.timings)
+        poses = estimate_poses(reference_image, driving_frames, estimator, driving_poses=driving_poses)
+        pose_frames = render_pose_frames(poses)
+    return PosedInputs(reference_image, pose_frames, timer.timings, poses.driving)
 
 
 _LONG_VIDEO_TILES = 64  # enough tiles that only memory bounds the tiles per call

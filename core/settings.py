@@ -72,6 +72,18 @@ class Settings(BaseSettings):
         description="A job's result is encoded and uploaded in a thread while the worker starts the next job on "
         "the GPU; one job finishes at a time. Off: the task returns only after the upload.",
     )
+    pose_cache_max_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description="Bound of the driving-pose cache (DWPose keypoints of driving videos, kept in storage under "
+        "pose-cache/, about 3 KB per person per sampled frame); the least recently used entries are evicted "
+        "beyond it. 0 turns the cache off.",
+    )
+    pose_cache_shared: bool = Field(
+        default=False,
+        description="Share driving-pose cache entries across API keys. Off: each key has its own entries, since a "
+        "shared cache tells one tenant (by a faster pose stage) which videos another has processed.",
+    )
     data_dir: Path = Field(
         default=Path("./.mimicmotion"),
         description="Local storage and scratch space for the embedded default stack.",

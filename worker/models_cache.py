@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from core.animate import Animator, load_animator, warm_up
 from core.contract.params import JobParams
 from core.errors import ModelFilesError
+from core.execution.poses import DrivingPoseCache
 from core.execution.run import RunDeps
 from core.jobs.store import JobStore
 from core.models.files import ModelFiles, resolve_model_files
@@ -35,6 +36,7 @@ class Loaded:
     stop: GracefulStop
     prefetch: Prefetcher | None  # the next job's inputs, prepared while this one denoises
     finisher: BackgroundFinisher | None  # the last job's encode and upload, while the next one runs
+    pose_cache: DrivingPoseCache | None = None  # the driving videos' poses, for later jobs on the same video
     # Set by the worker entry point once its metrics exist: counts each job's outcome.
     on_job_end: Callable[[str, float], None] = lambda job_id, seconds: None
 
@@ -60,10 +62,15 @@ def load(settings: Settings, name: str) -> Loaded:
         logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
     store = JobStore.from_settings(settings)
     storage = create_storage(settings)
-    prefetch = Prefetcher(store, storage, settings, animator, settings.worker_queues) if settings.prefetch else None
+    pose_cache = DrivingPoseCache.for_worker(settings, store.db, storage, files, animator.estimator)
+    prefetch = (
+        Prefetcher(store, storage, settings, animator, settings.worker_queues, pose_cache=pose_cache)
+        if settings.prefetch
+        else None
+    )
     _loaded = Loaded(
         settings, name, files, animator, store, storage, GracefulStop(settings.shutdown_grace_s),
-        prefetch, BackgroundFinisher() if settings.finish_in_background else None,
+        prefetch, BackgroundFinisher() if settings.finish_in_background else None, pose_cache=pose_cache,
     )  # fmt: skip
     return _loaded
 
@@ -87,6 +94,7 @@ def worker_deps() -> RunDeps:
         store=loaded.store, storage=loaded.storage, animator=get_animator, settings=loaded.settings,
         worker=loaded.name, must_stop=loaded.stop.expired,
         prefetch=loaded.prefetch, finisher=loaded.finisher, on_job_end=loaded.on_job_end,
+        pose_cache=loaded.pose_cache,
     )  # fmt: skip
 
 

@@ -12,10 +12,11 @@ import threading
 import time
 from pathlib import Path
 
-from core.animate import Animator, prepare_poses
+from core.animate import Animator
 from core.contract.records import JobStatus
 from core.errors import JobNotFoundError
-from core.execution.inputs import fetch_job_inputs
+from core.execution.inputs import VIDEO_FILE, fetch_job_inputs
+from core.execution.poses import DrivingPoseCache, prepare_job_poses
 from core.execution.prefetch import PreparedInputs
 from core.jobs.store import JobStore
 from core.settings import Settings
@@ -39,8 +40,10 @@ class Prefetcher:
         queues: list[str],
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        pose_cache: DrivingPoseCache | None = None,
     ) -> None:
         self.store, self.storage, self.settings, self.animator = store, storage, settings, animator
+        self.pose_cache = pose_cache
         self.queues, self.max_bytes = set(queues), max_bytes
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -103,10 +106,13 @@ class Prefetcher:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix=f"prefetch-{job_id}-", dir=scratch) as tmp:
             image, video = fetch_job_inputs(job, self.settings, Path(tmp), storage=self.storage, db=self.store.db)
-        fetch_s = time.perf_counter() - started
-        if video.frames.nbytes > self.max_bytes:
-            logger.info("job %s: not prepared ahead, %d bytes of frames", job_id, video.frames.nbytes)
-            return None
-        posed = prepare_poses(image, video.frames, job.params, self.animator.estimator)
+            fetch_s = time.perf_counter() - started
+            if video.frames.nbytes > self.max_bytes:
+                logger.info("job %s: not prepared ahead, %d bytes of frames", job_id, video.frames.nbytes)
+                return None
+            # In the folder still: the pose cache hashes the video's bytes.
+            poses = prepare_job_poses(
+                job, image, video, Path(tmp) / VIDEO_FILE, self.animator.estimator, self.pose_cache
+            )
         logger.info("job %s: prepared ahead in %.2f s", job_id, time.perf_counter() - started)
-        return PreparedInputs(job_id, image, video, posed, fetch_s)
+        return PreparedInputs(job_id, image, video, poses, fetch_s)

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.contract.params import JobParams
-from core.contract.records import Job, JobError, JobStatus, Progress
+from core.contract.records import Job, JobCache, JobError, JobStatus, Progress
 
 
 class OutputPublic(BaseModel):
@@ -57,6 +57,11 @@ class JobView(BaseModel):
         default=None,
         description="A small animated WebP of the current denoised estimate, renewed every few denoising steps.",
     )
+    cache: JobCache | None = Field(
+        default=None,
+        description='What the job reused: {"driving_pose": "hit" | "miss"} once the pose stage ran; null before it '
+        "or when the workers' pose cache is off.",
+    )
 
 
 def public_fields(
@@ -88,4 +93,5 @@ def public_fields(
         "data_removed_at": job.data_removed_at,
         "pose_video_url": pose_video_url,
         "preview_url": preview_url,
+        "cache": job.cache,
     }

@@ -6,7 +6,7 @@ URLs on every read, so nothing here holds a URL that could expire.
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -57,6 +57,18 @@ class JobOutput(BaseModel):
     sha256: str
 
 
+CacheUse = Literal["hit", "miss"]
+
+
+class JobCache(BaseModel):
+    """What the job took from the worker's caches instead of computing it."""
+
+    driving_pose: CacheUse = Field(
+        description="hit: the driving video's DWPose keypoints came from the pose cache (only the reference image "
+        "was detected); miss: they were detected, and stored for the next job with this video."
+    )
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -90,6 +102,9 @@ class Job(BaseModel):
     preview_key: str | None = Field(default=None, description="The newest live preview of the denoised estimate.")
     data_removed_at: datetime | None = Field(
         default=None, description="When DELETE /jobs/{id} removed the job's stored files; output is gone since."
+    )
+    cache: JobCache | None = Field(
+        default=None, description="What the pose stage reused; null before it, or with the pose cache off."
     )
 
 

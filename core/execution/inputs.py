@@ -19,6 +19,8 @@ from core.storage import MissingObjectError, Storage
 from core.video.decode import DecodedVideo, read_image, read_video_frames
 from core.video.frames import target_size
 
+VIDEO_FILE = "video"  # the name of the driving video's bytes in fetch_job_inputs's folder (the pose cache hashes it)
+
 
 def fetch_job_inputs(
     job: Job, settings: Settings, tmp: Path, *, storage: Storage, db: KeyedRedis
@@ -28,9 +30,9 @@ def fetch_job_inputs(
     # download, so a bad image fails the job before a large video is fetched.
     _fetch(job, job.image_url, tmp / "image", settings.fetch_max_image_bytes, settings, storage, db, label="image")
     image = read_image(tmp / "image", max_pixels=settings.max_image_pixels)
-    _fetch(job, job.video_url, tmp / "video", settings.fetch_max_video_bytes, settings, storage, db, label="video")
+    _fetch(job, job.video_url, tmp / VIDEO_FILE, settings.fetch_max_video_bytes, settings, storage, db, label="video")
     video = read_video_frames(
-        tmp / "video", sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames,
+        tmp / VIDEO_FILE, sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames,
         max_pixels_per_frame=settings.max_video_pixels, max_duration_s=settings.max_video_duration_s,
         max_decoded_bytes=settings.max_decoded_video_bytes, held_bytes_per_frame=_held_bytes_per_frame(job, image),
     )  # fmt: skip

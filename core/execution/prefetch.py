@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 if TYPE_CHECKING:  # run_job's module imports these anyway; here they are only types
-    from core.animate import PosedInputs
+    from core.execution.poses import JobPoses
     from core.video.decode import DecodedVideo
 
 
 @dataclass
 class PreparedInputs:
-    """A queued job's fetched, decoded and pose-extracted inputs."""
+    """A queued job's fetched, decoded and pose-extracted inputs (with what the pose cache gave)."""
 
     job_id: str
     image: np.ndarray  # (H0, W0, 3) uint8, as fetched
     video: "DecodedVideo"
-    posed: "PosedInputs"
+    poses: "JobPoses"
     fetch_s: float
 
 

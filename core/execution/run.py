@@ -18,16 +18,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from core.animate import Animator, prepare_poses
+import numpy as np
+
+from core.animate import Animator
 from core.contract.params import with_seed
 from core.contract.records import Job, utc_now
 from core.contract.stages import Stage, StageTimer
 from core.errors import JobNotFoundError
 from core.execution.events import JobEvents
 from core.execution.final_write import FinalWrite
-from core.execution.inputs import fetch_job_inputs
+from core.execution.inputs import VIDEO_FILE, fetch_job_inputs
 from core.execution.lease import LeaseKeeper
 from core.execution.outcome import Outcome, Succeeded, WorkerStoppingError, attempt
+from core.execution.poses import DrivingPoseCache, JobPoses, prepare_job_poses
 from core.execution.prefetch import InputsPrefetch
 from core.execution.previews import EarlyPoseVideo, LivePreviews
 from core.execution.progress import ProgressReporter
@@ -38,6 +41,7 @@ from core.jobs.store import JobStore
 from core.log_format import job_log_context
 from core.settings import Settings
 from core.storage import Storage
+from core.video.decode import DecodedVideo
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,8 @@ class RunDeps:
     prefetch: InputsPrefetch | None = None
     # Encodes and uploads in the background while the next job runs (worker/finisher.py); None: inline.
     finisher: ResultFinisher | None = None
+    # The driving videos' detected poses, reused by later jobs on the same video (core/execution/poses.py); None: off.
+    pose_cache: DrivingPoseCache | None = None
     # Called once per claimed job, after its final write (or after it was left to its lease), with the
     # seconds since its claim; from the finisher's thread when there is one. The worker counts outcomes.
     on_job_end: Callable[[str, float], None] = lambda job_id, seconds: None
@@ -162,10 +168,14 @@ class _JobRun:
             else:
                 deps = self.deps
                 image, video = fetch_job_inputs(job, settings, self.tmp, storage=deps.storage, db=deps.store.db)
-        # 2. Poses: the reference resized and cropped, every frame's pose extracted, aligned and drawn
+        # 2. Poses: the reference resized and cropped, every frame's pose extracted (or the driving frames'
+        #    taken from the pose cache), aligned and drawn
         progress.start(Stage.pose)
-        posed = prepared.posed if prepared else prepare_poses(image, video.frames, job.params, animator.estimator)
+        poses = prepared.poses if prepared else self.prepare_poses(image, video, animator)
+        posed = poses.posed
         timer.timings.update(posed.timings)  # timed where it ran: here, or ahead in the prefetch
+        if poses.cache is not None:
+            self.deps.store.update_running(job.id, self.deps.worker, cache=poses.cache)
         self.pose_video.start(posed.pose_frames[1:], job.params.fps)  # the result's pose video, shown early
         # 3. Conditioning: CLIP and VAE encoding of the reference, PoseNet on every pose frame, the noise
         params = with_seed(job.params)  # the seed actually used is recorded with the result
@@ -189,6 +199,11 @@ class _JobRun:
         with timer.stage(Stage.decoding, synchronize=on_device):
             frames = pipeline.decode(latents, decode_chunk_size=settings.decode_chunk_size)
         return GeneratedFrames(frames, posed.pose_frames, params)
+
+    def prepare_poses(self, image: np.ndarray, video: DecodedVideo, animator: Animator) -> JobPoses:
+        return prepare_job_poses(
+            self.job, image, video, self.tmp / VIDEO_FILE, animator.estimator, self.deps.pose_cache
+        )
 
     def store(self, generated: GeneratedFrames) -> Succeeded:
         """Stages 6-7, CPU and I/O: encode the result and its pose video, then upload both."""

@@ -29,6 +29,10 @@ pins each format. With the default prefix ``mm``:
 - ``mm:uploads_expiring``: sorted set of upload ids by the unix time their bytes may be deleted
 - ``mm:uploads_in_flight:{owner}``: sorted set of the owner's uploads streaming or awaiting their direct PUT,
   by the unix time they stop counting
+- ``mm:pose_cache_used``: sorted set of the pose cache's entries (``{scope}/{fingerprint}``) by the unix time each
+  was last written or read; the least recently used go first when the cache is over its bound
+- ``mm:pose_cache_sizes``: hash of each pose cache entry's size in bytes (its object is in storage, under
+  ``pose-cache/{entry}.npz``); the sum is the cache's size
 
 The Celery broker's queue lists (named after each queue, no prefix) are kombu's, not ours: see broker.py.
 """
@@ -128,6 +132,14 @@ class RedisKeys:
 
     def uploads_in_flight(self, owner: str) -> str:
         return f"{self.prefix}:uploads_in_flight:{owner}"
+
+    @property
+    def pose_cache_used(self) -> str:
+        return f"{self.prefix}:pose_cache_used"
+
+    @property
+    def pose_cache_sizes(self) -> str:
+        return f"{self.prefix}:pose_cache_sizes"
 
 
 @dataclass(frozen=True)

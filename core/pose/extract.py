@@ -47,11 +47,29 @@ class PoseSequence:
         return [align_pose(pose, self.alignment) for pose in self.driving]
 
 
+def detect_driving_poses(
+    driving_frames: np.ndarray, estimator: PoseEstimator, batch_size: int = DRIVING_BATCH_SIZE
+) -> list[Pose]:
+    """One Pose per driving frame, as detected: the part of ``estimate_poses`` that does not depend on the
+    reference image, so a job that reuses a driving video may reuse it (the worker's pose cache).
+
+    Args:
+        driving_frames: (N, h, w, 3) uint8 RGB, the sampled driving frames at their native size.
+        estimator: the pose estimator; frames go through ``estimate_batch`` ``batch_size`` at a time.
+    """
+    driving: list[Pose] = []
+    for start in range(0, driving_frames.shape[0], batch_size):
+        driving.extend(estimator.estimate_batch(list(driving_frames[start : start + batch_size])))
+    return driving
+
+
 def estimate_poses(
     reference_image: np.ndarray,
     driving_frames: np.ndarray,
     estimator: PoseEstimator,
     batch_size: int = DRIVING_BATCH_SIZE,
+    *,
+    driving_poses: list[Pose] | None = None,
 ) -> PoseSequence:
     """Estimate the reference and driving poses and fit the alignment (reference §7 steps 1-7).
 
@@ -59,15 +77,20 @@ def estimate_poses(
         reference_image: (H, W, 3) uint8 RGB, already resized and cropped to the output size.
         driving_frames: (N, h, w, 3) uint8 RGB, the sampled driving frames at their native size.
         estimator: the pose estimator; driving frames go through ``estimate_batch`` ``batch_size`` at a time.
+        driving_poses: ``detect_driving_poses(driving_frames, ...)`` from an earlier run; None detects them.
+            The frames still give the video size the alignment needs.
 
     Raises:
         MediaError: no driving frames. NoPersonError: no usable person (see ``fit_alignment``).
+        ValueError: ``driving_poses`` is not one Pose per frame.
     """
     _check_inputs(reference_image, driving_frames, batch_size)
+    if driving_poses is not None and len(driving_poses) != driving_frames.shape[0]:
+        raise ValueError(f"{len(driving_poses)} driving poses for {driving_frames.shape[0]} driving frames")
     reference = estimator.estimate(reference_image)
-    driving: list[Pose] = []
-    for start in range(0, driving_frames.shape[0], batch_size):
-        driving.extend(estimator.estimate_batch(list(driving_frames[start : start + batch_size])))
+    driving = driving_poses
+    if driving is None:
+        driving = detect_driving_poses(driving_frames, estimator, batch_size)
     reference_size = (reference_image.shape[0], reference_image.shape[1])
     video_size = (driving_frames.shape[1], driving_frames.shape[2])
     alignment = fit_alignment(reference, driving, reference_size, video_size)

@@ -80,6 +80,17 @@ class WholebodyEstimator:
             create_batched_session(files.pose_model, device, POSE_MODEL_SPEC),
         )
 
+    def runtime(self) -> dict[str, str]:
+        """What, besides the model files, decides the numbers this estimator gives: the onnxruntime version,
+        its execution providers, and whether each model runs batched (batched kernels round differently)."""
+        return {
+            "onnxruntime": ort.__version__,
+            "detector_providers": ",".join(self.detector.session.get_providers()),
+            "pose_providers": ",".join(self.pose_session.get_providers()),
+            "detector_batch_size": str(self.detector.batch_size),
+            "pose_batch_size": str(self.batch_size),
+        }
+
     def estimate(self, image: np.ndarray) -> Pose:
         """(H, W, 3) uint8 RGB -> the Pose of every person in it (at least one, see estimate_batch)."""
         return self.estimate_batch([image])[0]

@@ -149,3 +149,15 @@ def test_async_client_uploads_runs_lists_and_downloads(client_stack: ClientStack
     assert seen[0].status in ("queued", "running") and len(seen) >= 2
     assert listed[1] == job.id and len(listed) == 2
     assert job.output is not None and hashlib.sha256(video).hexdigest() == job.output.sha256
+
+
+def test_the_second_job_of_a_key_on_the_same_driving_video_reuses_its_poses(client_stack: ClientStack) -> None:
+    """The worker's pose cache through the real stack: per key, shown as job.cache in GET /jobs/{id}."""
+    with Client(client_stack.base_url, client_stack.fresh_key()) as client:
+        first = client.run(*urls(client_stack), QUICK, timeout=120)
+        second = client.run(*urls(client_stack), QUICK, timeout=120)
+        again = client.get(second.id)
+    with Client(client_stack.base_url, client_stack.fresh_key()) as other_key:
+        other = other_key.run(*urls(client_stack), QUICK, timeout=120)
+    uses = [job.raw["cache"]["driving_pose"] for job in (first, second, again, other)]
+    assert uses == ["miss", "hit", "hit", "miss"]

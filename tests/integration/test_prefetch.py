@@ -64,5 +64,5 @@ def test_prepared_inputs_go_only_to_their_own_job_and_other_queues_are_skipped(
     prefetch._thread.join(timeout=60)
     prepared = prefetch.take(queued)
     assert prepared is not None and prepared.job_id == queued
-    assert prepared.posed.pose_frames.shape[0] == prepared.video.frames.shape[0] + 1
+    assert prepared.poses.posed.pose_frames.shape[0] == prepared.video.frames.shape[0] + 1
     assert store.get(queued).status is JobStatus.queued  # preparing claims nothing

@@ -13,11 +13,13 @@ TINY_PARAMS = JobParams(
 )
 
 
-def create_job(store: JobStore, inputs_url: str, *, video: str = "drive.mp4", **fields: Any) -> str:
-    """Create a queued job on ``person.png`` and ``video``; ``fields`` set other Job fields (``params`` too)."""
+def create_job(
+    store: JobStore, inputs_url: str, *, video: str = "drive.mp4", image: str = "person.png", **fields: Any
+) -> str:
+    """Create a queued job on ``image`` and ``video``; ``fields`` set other Job fields (``params``, ``owner``)."""
     job = Job(
-        id=uuid.uuid4().hex, owner="owner", image_url=f"{inputs_url}/person.png",
-        video_url=f"{inputs_url}/{video}", **{"params": TINY_PARAMS, **fields},
+        id=uuid.uuid4().hex, image_url=f"{inputs_url}/{image}", video_url=f"{inputs_url}/{video}",
+        **{"params": TINY_PARAMS, "owner": "owner", **fields},
     )  # fmt: skip
     store.create(job)
     return job.id

@@ -8,7 +8,7 @@ import pytest
 from core.errors import MediaError, NoPersonError
 from core.pose.align import align_pose, fit_alignment
 from core.pose.draw import draw_pose
-from core.pose.extract import estimate_poses, extract_pose_frames, render_pose_frames
+from core.pose.extract import detect_driving_poses, estimate_poses, extract_pose_frames, render_pose_frames
 from core.pose.records import Pose
 
 REFERENCE_HW = (48, 40)  # near square: the smallest 2160-short-side canvas, fast to draw
@@ -118,3 +118,24 @@ def test_extract_pose_frames_rejects_wrong_array_layout(
 
     with pytest.raises(ValueError, match="must be"):
         extract_pose_frames(reference, driving, FixedEstimator({0: make_pose(1, 0)}))
+
+
+def test_estimate_poses_with_given_driving_poses_detects_only_the_reference_and_draws_the_same_frames() -> None:
+    poses = {0: make_pose(1, 0), 1: make_pose(1, 1), 2: make_pose(2, 2), 3: make_pose(1, 3)}
+    reference, driving = tagged_images(3)
+    cold = estimate_poses(reference, driving, FixedEstimator(poses))
+
+    # The driving poses come from the earlier run; the frames are tagged 9, which this estimator cannot answer.
+    estimator = FixedEstimator({0: poses[0]})
+    reused = estimate_poses(reference, np.full_like(driving, 9), estimator, driving_poses=cold.driving)
+
+    assert estimator.batch_sizes == []  # no driving frame detected (the reference goes through estimate)
+    assert np.array_equal(render_pose_frames(reused), render_pose_frames(cold))
+    detected = detect_driving_poses(driving, FixedEstimator(poses))
+    assert [id(pose) for pose in detected] == [id(poses[1]), id(poses[2]), id(poses[3])]
+
+
+def test_estimate_poses_refuses_driving_poses_of_another_frame_count() -> None:
+    reference, driving = tagged_images(3)
+    with pytest.raises(ValueError, match="2 driving poses for 3 driving frames"):
+        estimate_poses(reference, driving, FixedEstimator({0: make_pose(1, 0)}), driving_poses=[make_pose(1, 1)] * 2)

@@ -33,6 +33,8 @@ PINNED: dict[str, tuple[Callable[[], str], str]] = {
     "upload": (lambda: KEYS.upload("u1"), "mm:upload:u1"),
     "uploads_expiring": (lambda: KEYS.uploads_expiring, "mm:uploads_expiring"),
     "uploads_in_flight": (lambda: KEYS.uploads_in_flight("o1"), "mm:uploads_in_flight:o1"),
+    "pose_cache_used": (lambda: KEYS.pose_cache_used, "mm:pose_cache_used"),
+    "pose_cache_sizes": (lambda: KEYS.pose_cache_sizes, "mm:pose_cache_sizes"),
     # sha256("key-1"): the digest is part of the format, so a record bound before an upgrade still binds.
     "idempotency": (
         lambda: KEYS.idempotency("o1", "key-1"),
