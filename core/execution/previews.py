@@ -80,7 +80,8 @@ class LivePreviews:
             path.write_bytes(encode_animated_webp(frames))
             self.storage.put_file(key, path, "image/webp")
             if self.store.update_running(self.job_id, self.worker, preview_key=key) is None:
-                return  # the job is no longer ours
+                self.storage.delete(key)  # the job is no longer ours: it keeps no preview of this attempt
+                return
             if self._last_key is not None:
                 self.storage.delete(self._last_key)  # only the newest preview is kept
             self._last_key = key
