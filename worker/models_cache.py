@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from core.animate import Animator, load_animator, warm_up
 from core.contract.params import JobParams
 from core.errors import ModelFilesError
+from core.execution.checkpoints import CheckpointStats
 from core.execution.run import RunDeps
 from core.jobs.store import JobStore
 from core.models.files import ModelFiles, resolve_model_files
@@ -37,6 +38,7 @@ class Loaded:
     finisher: BackgroundFinisher | None  # the last job's encode and upload, while the next one runs
     # Set by the worker entry point once its metrics exist: counts each job's outcome.
     on_job_end: Callable[[str, float], None] = lambda job_id, seconds: None
+    on_checkpoints: Callable[[CheckpointStats], None] = lambda stats: None
 
 
 _loaded: Loaded | None = None
@@ -87,6 +89,7 @@ def worker_deps() -> RunDeps:
         store=loaded.store, storage=loaded.storage, animator=get_animator, settings=loaded.settings,
         worker=loaded.name, must_stop=loaded.stop.expired,
         prefetch=loaded.prefetch, finisher=loaded.finisher, on_job_end=loaded.on_job_end,
+        on_checkpoints=loaded.on_checkpoints,
     )  # fmt: skip
 
 

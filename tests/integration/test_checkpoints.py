@@ -177,7 +177,8 @@ def reference_sha(redis_server_url: str, tiny_model_dir: Path, animator: Animato
 
 
 def test_a_job_stopped_gracefully_resumes_from_its_checkpoint_with_the_same_output(
-    store: JobStore, make_deps: Callable[..., RunDeps], job_settings: Settings, short_inputs_url: str, reference_sha: str
+    store: JobStore, make_deps: Callable[..., RunDeps], job_settings: Settings, short_inputs_url: str,
+    reference_sha: str,
 ) -> None:
     job_id = create_job(store, short_inputs_url, params=PARAMS)
     _handed_back_at(store, make_deps, job_id)
@@ -268,7 +269,8 @@ def test_a_damaged_checkpoint_is_not_used(
 
 
 def test_storage_down_while_checkpointing_never_fails_the_job(
-    store: JobStore, make_deps: Callable[..., RunDeps], job_settings: Settings, short_inputs_url: str, reference_sha: str
+    store: JobStore, make_deps: Callable[..., RunDeps], job_settings: Settings, short_inputs_url: str,
+    reference_sha: str,
 ) -> None:
     """Checkpoint writes refused every step, and at the graceful stop; then the read refused: the job is handed
     back, then runs from step 0 to the same output."""
