@@ -120,6 +120,7 @@ class DenoisingCheckpoints:
         self, storage: Storage, job_id: str, fingerprint: str, tmp: Path, *, interval_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
+        """``interval_s``: seconds of denoising between checkpoints (inf: only after the last step and at a stop)."""
         self.storage, self.job_id, self.fingerprint, self.tmp = storage, job_id, fingerprint, tmp
         self.interval_s, self.clock = interval_s, clock
         self.key = denoise_checkpoint_key(job_id)
@@ -131,8 +132,11 @@ class DenoisingCheckpoints:
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def load(self, shape: torch.Size) -> tuple[int, torch.Tensor] | None:
-        """The step and CPU latents of a stored checkpoint of this very job, or None (none, or not usable)."""
+    def load(self, shape: torch.Size, total_steps: int) -> tuple[int, torch.Tensor] | None:
+        """The step and CPU latents of a stored checkpoint of this very job, or None (none, or not usable).
+
+        A checkpoint after the last step (the job was lost while decoding, encoding or uploading) leaves no
+        step to run: the job goes straight to decoding."""
         path = self.tmp / "checkpoint-read.pt"
         try:
             self.storage.get_file(self.key, path)
@@ -156,7 +160,7 @@ class DenoisingCheckpoints:
         if fingerprint != self.fingerprint:
             logger.warning("job %s: checkpoint of other params, models or inputs; starting from step 0", self.job_id)
             return None
-        if not isinstance(step, int) or step < 1 or not isinstance(latents, torch.Tensor) or latents.shape != shape:
+        if not (isinstance(step, int) and 1 <= step <= total_steps and latents.shape == shape):
             logger.warning("job %s: malformed checkpoint (step %r); starting from step 0", self.job_id, step)
             return None
         self._saved_step = step
@@ -164,11 +168,16 @@ class DenoisingCheckpoints:
         return step, latents
 
     def on_latents(self, step: int, total_steps: int, latents: torch.Tensor) -> None:
-        """After each step: keep a reference; every ``interval_s`` hand a CPU copy to the writer thread."""
+        """After each step: keep a reference; every ``interval_s``, and after the last step (so that a job lost
+        while decoding, encoding or uploading denoises no more), hand a CPU copy to the writer thread."""
         self._latest = (step, latents)
-        if self.interval_s <= 0 or self._stopped or step >= total_steps or self.clock() < self._due_at:
-            return  # after the last step decoding follows at once
-        if self._thread is not None and self._thread.is_alive():
+        if self._stopped:
+            return
+        if step == total_steps:  # wait for a write in flight (at most one): the final latents must not be skipped
+            self._join()
+        elif self.clock() < self._due_at:
+            return
+        elif self._thread is not None and self._thread.is_alive():
             return  # the previous write is still going: try again after the next step, never wait
         self._due_at = self.clock() + self.interval_s
         self._start_write(step, _host_copy(latents))
@@ -185,11 +194,10 @@ class DenoisingCheckpoints:
         """No more checkpoints (denoising is over or was stopped); a write in flight finishes on its thread."""
         self._stopped = True
 
-    def delete(self) -> None:
-        """The job has ended: wait for a write in flight, then delete its checkpoints (a failure is logged)."""
+    def close(self) -> None:
+        """Wait for a write in flight (its file is in the job's scratch folder, which goes next)."""
         self._stopped = True
         self._join()
-        delete_checkpoints(self.storage, self.job_id)
 
     def _start_write(self, step: int, latents: torch.Tensor) -> None:
         self._thread = threading.Thread(target=self._write, args=(step, latents), name="checkpoint", daemon=True)

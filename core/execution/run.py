@@ -200,7 +200,8 @@ class _JobRun:
         #    a checkpoint is stored on a helper thread.
         with timer.stage(Stage.denoising, synchronize=on_device):
             checkpoints = self.checkpoints = self._checkpoints(params, image, video.frames, pipeline.models.dtype)
-            resume = checkpoints.load(state.latents.shape) if checkpoints is not None else None
+            steps = params.num_inference_steps
+            resume = checkpoints.load(state.latents.shape, steps) if checkpoints is not None else None
             if resume is not None:
                 self._record_resume(resume[0], params.num_inference_steps)
             try:
@@ -268,14 +269,11 @@ class _JobRun:
     def end_checkpoints(self, outcome: Outcome) -> None:
         """Delete the job's checkpoints once it has ended; keep them when another attempt will follow
         (handed back, left to its lease, or taken over by another worker)."""
-        checkpoints = self.checkpoints
-        if checkpoints is not None:
-            self.deps.on_checkpoints(checkpoints.stats)
+        if self.checkpoints is not None:
+            self.checkpoints.close()
+            self.deps.on_checkpoints(self.checkpoints.stats)
         if isinstance(outcome, Succeeded | Failed) or (isinstance(outcome, NoLongerOurs) and self._ended()):
-            if checkpoints is not None:
-                checkpoints.delete()
-            else:
-                delete_checkpoints(self.deps.storage, self.job.id)
+            delete_checkpoints(self.deps.storage, self.job.id)
 
     def _ended(self) -> bool:
         try:

@@ -211,7 +211,8 @@ class MimicMotionPipeline:
 
         Args:
             resume: ``(step, latents)`` as ``on_latents`` saw them after ``step`` steps of the same job: the
-                loop continues with step ``step + 1``, and ends with the latents an uninterrupted loop would.
+                loop continues with step ``step + 1`` (none left after the last), and ends with the latents an
+                uninterrupted loop would.
             on_step: called as ``on_step(step, total_steps)`` after each step (step counts from 1); it
                 may raise ``JobCanceledError`` to stop between steps.
             on_estimate: called before ``on_step`` with the step's denoised estimate (the scheduler's
@@ -225,7 +226,7 @@ class MimicMotionPipeline:
         first_step = 0
         if resume is not None:
             first_step, latents = resume
-            if not 0 <= first_step < num_steps or latents.shape != state.latents.shape:
+            if not 0 <= first_step <= num_steps or latents.shape != state.latents.shape:
                 raise ValueError(f"cannot resume at step {first_step} of {num_steps} with latents {latents.shape}")
             latents = latents.to(state.latents.device, state.latents.dtype)
             # The scheduler finds its step index from this, not from the timestep (Karras timesteps may repeat).

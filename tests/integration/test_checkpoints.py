@@ -22,6 +22,7 @@ from core.contract.params import JobParams
 from core.contract.records import JobStatus
 from core.errors import StorageError
 from core.execution.checkpoints import DenoisingCheckpoints, denoise_checkpoint_key
+from core.execution.outcome import WorkerStoppingError
 from core.execution.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.settings import Settings
@@ -67,7 +68,7 @@ def test_resumed_denoising_decodes_to_the_very_frames_of_an_uninterrupted_run(
     uninterrupted = pipeline.decode(pipeline.denoise(_state(animator, posed)), decode_chunk_size=DECODE_CHUNK_SIZE)
 
     storage = LocalStorage(settings)
-    writer = DenoisingCheckpoints(storage, "job", "fp", tmp_path, interval_s=0)
+    writer = DenoisingCheckpoints(storage, "job", "fp", tmp_path, interval_s=float("inf"))
 
     def stop_after(step: int, total: int) -> None:
         if step == STOP_AT:
@@ -79,7 +80,8 @@ def test_resumed_denoising_decodes_to_the_very_frames_of_an_uninterrupted_run(
     assert writer.written_steps == [STOP_AT]
 
     fresh = _state(animator, posed)
-    resume = DenoisingCheckpoints(storage, "job", "fp", tmp_path, interval_s=0).load(fresh.latents.shape)
+    reader = DenoisingCheckpoints(storage, "job", "fp", tmp_path, interval_s=float("inf"))
+    resume = reader.load(fresh.latents.shape, STEPS)
     assert resume is not None and resume[0] == STOP_AT
     steps_run: list[int] = []
     latents = pipeline.denoise(fresh, resume=resume, on_step=lambda step, total: steps_run.append(step))
@@ -134,10 +136,10 @@ def make_deps(store: JobStore, job_settings: Settings, animator: Animator) -> Ca
     """RunDeps for one run; ``stop_at``: SIGTERM past the grace, seen after that step of this attempt."""
 
     def make(*, stop_at: int | None = None, storage: Storage | None = None, **fields: Any) -> RunDeps:
-        deps = RunDeps(
-            store=store, storage=storage or create_storage(job_settings), animator=lambda: animator,
-            settings=job_settings, worker="w@host", min_progress_interval_s=0, **fields,
-        )  # fmt: skip
+        deps = RunDeps(**{
+            "store": store, "storage": storage or create_storage(job_settings), "animator": lambda: animator,
+            "settings": job_settings, "worker": "w@host", "min_progress_interval_s": 0, **fields,
+        })  # fmt: skip
         if stop_at is not None:
             steps_seen = iter(range(1, 1000))  # must_stop is asked once after every step
             deps.must_stop = lambda: next(steps_seen) >= stop_at
@@ -337,3 +339,45 @@ def test_the_fingerprint_covers_the_seed() -> None:
 
     assert fingerprint(PARAMS) == fingerprint(PARAMS.model_copy())
     assert fingerprint(PARAMS) != fingerprint(PARAMS.model_copy(update={"seed": 8}))
+
+
+class _StoppedWhileDecoding:
+    """The pipeline, but decoding is interrupted as a graceful stop would (the job goes back to the queue)."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+
+    def decode(self, *args: Any, **kwargs: Any) -> Any:
+        raise WorkerStoppingError("stopped while decoding")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pipeline, name)
+
+
+def test_a_job_lost_after_its_last_step_does_not_denoise_again(
+    store: JobStore, make_deps: Callable[..., RunDeps], job_settings: Settings, short_inputs_url: str,
+    reference_sha: str, animator: Animator,
+) -> None:  # fmt: skip
+    """The latents after the last step are checkpointed too: the next attempt goes straight to decoding."""
+    job_id = create_job(store, short_inputs_url, params=PARAMS)
+    interrupted = Animator(estimator=animator.estimator, pipeline=_StoppedWhileDecoding(animator.pipeline))  # type: ignore[arg-type]
+    run_job(job_id, make_deps(animator=lambda: interrupted))
+    assert store.get(job_id).status is JobStatus.queued
+    assert torch.load(_checkpoint_path(job_settings, job_id), weights_only=True)["step"] == STEPS
+
+    deps = make_deps()
+    denoised: list[int] = []
+    deps.animator = lambda: animator
+    original = store.update_running
+
+    def recording(jid: str, worker: str, **changes: Any) -> Any:
+        if "progress" in changes and changes["progress"].stage.value == "denoising":
+            denoised.append(changes["progress"].step)
+        return original(jid, worker, **changes)
+
+    store.update_running = recording  # type: ignore[method-assign]
+    run_job(job_id, deps)
+
+    assert store.get(job_id).resumed_from_step == STEPS
+    assert [step for step in denoised if step > 0] == []  # no denoising step ran again
+    assert _output_sha(store, job_id) == reference_sha
