@@ -63,7 +63,7 @@ def main() -> None:
             checkpoints.on_latents(step, args.repeats + 1, latents)  # the loop's share: the host copy
             copy_s.append(time.perf_counter() - started)
             checkpoints.close()  # the helper thread's write, timed in its stats
-            checkpoints._stopped = False  # noqa: SLF001 (a bench re-arms the same writer)
+            checkpoints._stopped = False  # a bench re-arms the same writer
             write_s.append(checkpoints.stats.write_seconds - sum(write_s))
         size = checkpoints.stats.bytes_written // max(1, checkpoints.stats.written)
 
