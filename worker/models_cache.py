@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from core.animate import Animator, load_animator, warm_up
 from core.contract.params import JobParams
 from core.errors import ModelFilesError
-from core.execution.checkpoints import CheckpointStats
+from core.execution.checkpoints import CheckpointStats, model_files_sha256
 from core.execution.run import RunDeps
 from core.jobs.store import JobStore
 from core.models.files import ModelFiles, resolve_model_files
@@ -60,6 +60,8 @@ def load(settings: Settings, name: str) -> Loaded:
     if settings.compile_unet:
         logger.info("worker %s: compiling the UNet (warm-up at the default job size)", name)
         logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
+    if settings.checkpoint_interval_s > 0:  # hashed once here, so the first job does not wait for it
+        model_files_sha256(settings.model_dir)
     store = JobStore.from_settings(settings)
     storage = create_storage(settings)
     prefetch = Prefetcher(store, storage, settings, animator, settings.worker_queues) if settings.prefetch else None

@@ -198,12 +198,12 @@ class _JobRun:
         # 4. Denoising, from a previous attempt's checkpoint when there is one of this very job; after each
         #    step, on_step stops a job that is no longer ours and reports, and every checkpoint_interval_s
         #    a checkpoint is stored on a helper thread.
+        checkpoints = self.checkpoints = self._checkpoints(params, image, video.frames, pipeline.models.dtype)
+        steps = params.num_inference_steps
+        resume = checkpoints.load(state.latents.shape, steps) if checkpoints is not None else None
+        if resume is not None:
+            self._record_resume(resume[0], steps)
         with timer.stage(Stage.denoising, synchronize=on_device):
-            checkpoints = self.checkpoints = self._checkpoints(params, image, video.frames, pipeline.models.dtype)
-            steps = params.num_inference_steps
-            resume = checkpoints.load(state.latents.shape, steps) if checkpoints is not None else None
-            if resume is not None:
-                self._record_resume(resume[0], params.num_inference_steps)
             try:
                 latents = pipeline.denoise(
                     state, on_step=self.on_step, on_estimate=self.previews.on_estimate,
