@@ -381,3 +381,24 @@ def test_a_job_lost_after_its_last_step_does_not_denoise_again(
     assert store.get(job_id).resumed_from_step == STEPS
     assert [step for step in denoised if step > 0] == []  # no denoising step ran again
     assert _output_sha(store, job_id) == reference_sha
+
+
+def test_a_job_taken_over_keeps_its_checkpoint_for_the_next_attempt(
+    store: JobStore, make_deps: Callable[..., RunDeps], job_settings: Settings, short_inputs_url: str
+) -> None:
+    """The reaper hands the job back while this worker still runs it (its lease lapsed): the worker stops, as
+    no longer ours, and leaves the checkpoint to the attempt that follows."""
+    job_id = create_job(store, short_inputs_url, params=PARAMS)
+    _handed_back_at(store, make_deps, job_id)
+    reaped = iter([lambda: store.transition(job_id, JobStatus.queued)])
+
+    def reaped_once() -> bool:
+        next(reaped, lambda: None)()
+        return False
+
+    deps = make_deps()
+    deps.must_stop = reaped_once
+    run_job(job_id, deps)
+
+    assert store.get(job_id).status is JobStatus.queued
+    assert _checkpoint_path(job_settings, job_id).is_file()
