@@ -124,8 +124,8 @@ def run_job(job_id: str, deps: RunDeps) -> None:
             run.previews.discard()
             if not isinstance(outcome, Succeeded):
                 run.pose_video.discard()  # a job without a result keeps no files
+            run.end_checkpoints(outcome)  # before the final write: a job seen finished has no checkpoint left
             run.final_write.record(outcome, run.timer.timings)
-            run.end_checkpoints(outcome)
         deps.on_job_end(job_id, deps.clock() - claimed_at)
 
     if isinstance(generated, Outcome) or deps.finisher is None:
