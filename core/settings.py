@@ -248,6 +248,12 @@ class Settings(BaseSettings):
     upload_backoff_s: float = Field(
         default=1.0, ge=0, description="Wait before the second upload try; doubled before each further try."
     )
+    checkpoint_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="While a job denoises, its latents are checkpointed to storage every this many seconds (and at a "
+        "graceful stop), so a job whose worker died resumes from the last checkpoint; 0 turns checkpoints off.",
+    )
     shutdown_grace_s: float = Field(
         default=60.0,
         ge=0,

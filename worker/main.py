@@ -77,6 +77,7 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
     metrics = start_worker_metrics(metrics_port, name, info, loaded.store, model_load_s=model_load_s)
     if metrics is not None:
         loaded.on_job_end = metrics.job_ended
+        loaded.on_checkpoints = metrics.checkpoints_ended
     # SIGTERM/SIGINT: the running job gets shutdown_grace_s to finish, then goes back to the queue.
     worker_shutting_down.connect(lambda **_: loaded.stop.request(), weak=False)
     heartbeat.start()

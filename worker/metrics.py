@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from threading import Thread
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 from celery.signals import task_postrun, task_prerun
@@ -21,6 +21,9 @@ from prometheus_client.registry import Collector
 from core.contract.queues import ANIMATE_TASK
 from core.errors import JobNotFoundError
 from core.jobs.store import JobStore
+
+if TYPE_CHECKING:  # core.execution.checkpoints imports torch
+    from core.execution.checkpoints import CheckpointStats
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,24 @@ class WorkerMetrics:
             "mimicmotion_worker_job_peak_gpu_memory_bytes", "Peak tensor memory of one job (CUDA only).",
             registry=self.registry, buckets=(*PEAK_MEMORY_BUCKETS_BYTES, float("inf")),
         )  # fmt: skip
+        self.checkpoints = Counter(
+            "mimicmotion_worker_checkpoints", "Denoising checkpoints by result (written, failed).", ["result"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.checkpoint_bytes = Counter(
+            "mimicmotion_worker_checkpoint_bytes", "Bytes of the denoising checkpoints written.", registry=self.registry
+        )
+        self.checkpoint_seconds = Counter(
+            "mimicmotion_worker_checkpoint_seconds", "Seconds spent writing checkpoints (on a helper thread).",
+            registry=self.registry,
+        )  # fmt: skip
+        self.resumes = Counter(
+            "mimicmotion_worker_resumes", "Jobs resumed from a previous attempt's checkpoint.", registry=self.registry
+        )
+        self.steps_saved = Counter(
+            "mimicmotion_worker_resumed_steps", "Denoising steps not run again thanks to checkpoints.",
+            registry=self.registry,
+        )  # fmt: skip
         self.registry.register(GpuMemoryCollector())
         self.server: WSGIServer | None = None
         self._handlers: tuple[Callable[..., None], ...] = ()
@@ -127,6 +148,16 @@ class WorkerMetrics:
         """run_job's end-of-job hook: the job's status afterwards, and its time from claim to final write."""
         self.job_seconds.observe(seconds)
         self.jobs.labels(self._outcome(job_id)).inc()
+
+    def checkpoints_ended(self, stats: "CheckpointStats") -> None:
+        """run_job's hook for a job that checkpointed: what its checkpoints cost and saved."""
+        self.checkpoints.labels("written").inc(stats.written)
+        self.checkpoints.labels("failed").inc(stats.failed)
+        self.checkpoint_bytes.inc(stats.bytes_written)
+        self.checkpoint_seconds.inc(stats.write_seconds)
+        if stats.resumed_from_step is not None:
+            self.resumes.inc()
+            self.steps_saved.inc(stats.resumed_from_step)
 
     def close(self) -> None:
         """Stop serving and stop counting tasks (tests; a worker keeps both until it exits)."""

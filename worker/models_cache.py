@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from core.animate import Animator, load_animator, warm_up
 from core.contract.params import JobParams
 from core.errors import ModelFilesError
+from core.execution.checkpoints import CheckpointStats, model_files_sha256
 from core.execution.poses import DrivingPoseCache
 from core.execution.run import RunDeps
 from core.jobs.store import JobStore
@@ -39,6 +40,7 @@ class Loaded:
     pose_cache: DrivingPoseCache | None = None  # the driving videos' poses, for later jobs on the same video
     # Set by the worker entry point once its metrics exist: counts each job's outcome.
     on_job_end: Callable[[str, float], None] = lambda job_id, seconds: None
+    on_checkpoints: Callable[[CheckpointStats], None] = lambda stats: None
 
 
 _loaded: Loaded | None = None
@@ -60,6 +62,8 @@ def load(settings: Settings, name: str) -> Loaded:
     if settings.compile_unet:
         logger.info("worker %s: compiling the UNet (warm-up at the default job size)", name)
         logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
+    if settings.checkpoint_interval_s > 0:  # hashed once here, so the first job does not wait for it
+        model_files_sha256(settings.model_dir)
     store = JobStore.from_settings(settings)
     storage = create_storage(settings)
     pose_cache = DrivingPoseCache.for_worker(settings, store.db, storage, files, animator.estimator)
@@ -95,6 +99,7 @@ def worker_deps() -> RunDeps:
         worker=loaded.name, must_stop=loaded.stop.expired,
         prefetch=loaded.prefetch, finisher=loaded.finisher, on_job_end=loaded.on_job_end,
         pose_cache=loaded.pose_cache,
+        on_checkpoints=loaded.on_checkpoints,
     )  # fmt: skip
 
 

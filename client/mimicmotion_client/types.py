@@ -112,6 +112,8 @@ class Job:
     metadata: dict[str, Any]
     timings: dict[str, float]
     data_removed_at: datetime | None
+    attempts: int  # times a worker claimed the job
+    resumed_from_step: int | None  # the denoising step the latest attempt resumed from; None: it started fresh
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @property
@@ -136,6 +138,8 @@ class Job:
             metadata=_object(data.get("metadata")),
             timings=_object(data.get("timings")),
             data_removed_at=parse_datetime(data.get("data_removed_at")),
+            attempts=int(data.get("attempts") or 0),
+            resumed_from_step=data.get("resumed_from_step"),
             raw=data,
         )
 

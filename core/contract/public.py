@@ -47,6 +47,12 @@ class JobView(BaseModel):
     webhook_url: str | None
     webhook_events: list[str]
     timings: dict[str, float] = Field(description="Seconds per stage.")
+    attempts: int = Field(default=0, description="Times a worker has claimed this job (a retry counts again).")
+    resumed_from_step: int | None = Field(
+        default=None,
+        description="The denoising step the latest attempt resumed from, after a worker was lost or stopped "
+        "mid-job; null when it started fresh.",
+    )
     data_removed_at: datetime | None = Field(
         default=None, description="When the job's stored files were deleted (DELETE /jobs/{id}); output is null since."
     )
@@ -90,6 +96,8 @@ def public_fields(
         "webhook_url": job.webhook_url,
         "webhook_events": job.webhook_events,
         "timings": job.timings,
+        "attempts": job.attempts,
+        "resumed_from_step": job.resumed_from_step,
         "data_removed_at": job.data_removed_at,
         "pose_video_url": pose_video_url,
         "preview_url": preview_url,

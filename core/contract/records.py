@@ -94,6 +94,11 @@ class Job(BaseModel):
     output: JobOutput | None = None
     timings: dict[str, float] = Field(default_factory=dict, description="Seconds per stage.")
     attempts: int = Field(default=0, description="Times a worker has claimed this job.")
+    resumed_from_step: int | None = Field(
+        default=None,
+        description="The denoising step this attempt resumed from (a previous attempt's checkpoint); null when "
+        "it started fresh.",
+    )
     queue: str = Field(default="gpu", description="The GPU-class queue the job was sent to (and is re-sent to).")
     worker: str | None = Field(default=None, description="The worker holding the job while it runs.")
     pose_video_key: str | None = Field(

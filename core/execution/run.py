@@ -11,7 +11,7 @@ import functools
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,15 +21,23 @@ from typing import Protocol
 import numpy as np
 
 from core.animate import Animator
-from core.contract.params import with_seed
+from core.contract.params import JobParams, with_seed
 from core.contract.records import Job, utc_now
 from core.contract.stages import Stage, StageTimer
 from core.errors import JobNotFoundError
+from core.execution.checkpoints import (
+    CheckpointStats,
+    DenoisingCheckpoints,
+    array_sha256,
+    delete_checkpoints,
+    job_fingerprint,
+    model_files_sha256,
+)
 from core.execution.events import JobEvents
 from core.execution.final_write import FinalWrite
 from core.execution.inputs import VIDEO_FILE, fetch_job_inputs
 from core.execution.lease import LeaseKeeper
-from core.execution.outcome import Outcome, Succeeded, WorkerStoppingError, attempt
+from core.execution.outcome import Failed, NoLongerOurs, Outcome, Succeeded, WorkerStoppingError, attempt
 from core.execution.poses import DrivingPoseCache, JobPoses, prepare_job_poses
 from core.execution.prefetch import InputsPrefetch
 from core.execution.previews import EarlyPoseVideo, LivePreviews
@@ -78,6 +86,11 @@ class RunDeps:
     # Called once per claimed job, after its final write (or after it was left to its lease), with the
     # seconds since its claim; from the finisher's thread when there is one. The worker counts outcomes.
     on_job_end: Callable[[str, float], None] = lambda job_id, seconds: None
+    # sha256 of the loaded model files, for checkpoint fingerprints; None: hashed from settings.model_dir
+    # (once per process).
+    model_files_sha256: Callable[[], Mapping[str, str]] | None = None
+    # Called once per job that checkpointed or resumed, with what that cost and saved (the worker's metrics).
+    on_checkpoints: Callable[[CheckpointStats], None] = lambda stats: None
 
 
 @job_log_context  # every log line of this job carries its id
@@ -115,6 +128,7 @@ def run_job(job_id: str, deps: RunDeps) -> None:
             run.previews.discard()
             if not isinstance(outcome, Succeeded):
                 run.pose_video.discard()  # a job without a result keeps no files
+            run.end_checkpoints(outcome)  # before the final write: a job seen finished has no checkpoint left
             run.final_write.record(outcome, run.timer.timings)
         deps.on_job_end(job_id, deps.clock() - claimed_at)
 
@@ -149,6 +163,7 @@ class _JobRun:
             deps.storage, deps.store, job.id, deps.worker, self.prefix, tmp,
             interval_fraction=deps.settings.preview_interval_fraction,
         )  # fmt: skip
+        self.checkpoints: DenoisingCheckpoints | None = None  # made once the inputs are known, if on
 
     def generate(self) -> GeneratedFrames:
         """Stages 1-5, on the GPU: the inputs, their poses, the conditioning, denoising and VAE decoding."""
@@ -188,12 +203,24 @@ class _JobRun:
                 noise_aug_strength=params.noise_aug_strength, tile_size=params.tile_size,
                 tile_overlap=params.tile_overlap, sigma_schedule=params.sigma_schedule,
             )  # fmt: skip
-        # 4. Denoising; after each step, on_step stops a job that is no longer ours and reports
+        # 4. Denoising, from a previous attempt's checkpoint when there is one of this very job; after each
+        #    step, on_step stops a job that is no longer ours and reports, and every checkpoint_interval_s
+        #    a checkpoint is stored on a helper thread.
+        checkpoints = self.checkpoints = self._checkpoints(params, image, video.frames, pipeline.models.dtype)
+        steps = params.num_inference_steps
+        resume = checkpoints.load(state.latents.shape, steps) if checkpoints is not None else None
+        if resume is not None:
+            self._record_resume(resume[0], steps)
         with timer.stage(Stage.denoising, synchronize=on_device):
             try:
-                latents = pipeline.denoise(state, on_step=self.on_step, on_estimate=self.previews.on_estimate)
+                latents = pipeline.denoise(
+                    state, on_step=self.on_step, on_estimate=self.previews.on_estimate,
+                    on_latents=checkpoints.on_latents if checkpoints is not None else None, resume=resume,
+                )  # fmt: skip
             finally:
                 self.previews.stop()  # not waiting: a preview still uploading ends before the final write
+                if checkpoints is not None:
+                    checkpoints.stop()
         # 5. VAE decoding to uint8 frames, the reference frame dropped
         progress.start(Stage.decoding)
         with timer.stage(Stage.decoding, synchronize=on_device):
@@ -224,9 +251,54 @@ class _JobRun:
         pose, video = (early_pose, *stored) if early_pose is not None else stored
         return Succeeded(job_output(generated, pose, video), generated.params)
 
+    def _checkpoints(
+        self, params: JobParams, image: np.ndarray, frames: np.ndarray, dtype: object
+    ) -> DenoisingCheckpoints | None:
+        """The job's checkpoints, with the fingerprint of what determines its result; None when turned off."""
+        settings = self.deps.settings
+        if settings.checkpoint_interval_s <= 0:
+            return None
+        if self.deps.model_files_sha256 is not None:
+            model_files = self.deps.model_files_sha256()
+        else:
+            assert settings.model_dir is not None  # a worker without one never loaded a model
+            model_files = model_files_sha256(settings.model_dir)
+        # The decoded inputs: the same for the same input bytes, whether this worker fetched them or its
+        # prefetch did (whose files are gone by now). Not the drawn poses: DWPose on CUDA may differ by a pixel.
+        inputs = {"image": array_sha256(image), "video_frames": array_sha256(frames)}
+        fingerprint = job_fingerprint(
+            params, model_files=model_files, inputs=inputs, dtype=str(dtype),
+            decode_chunk_size=settings.decode_chunk_size,
+        )  # fmt: skip
+        return DenoisingCheckpoints(
+            self.deps.storage, self.job.id, fingerprint, self.tmp, interval_s=settings.checkpoint_interval_s,
+            clock=self.deps.clock,
+        )  # fmt: skip
+
+    def _record_resume(self, step: int, total_steps: int) -> None:
+        logger.info("job %s: resuming from the checkpoint at step %d of %d", self.job.id, step, total_steps)
+        self.deps.store.update_running(self.job.id, self.deps.worker, resumed_from_step=step)
+
+    def end_checkpoints(self, outcome: Outcome) -> None:
+        """Delete the job's checkpoints once it has ended; keep them when another attempt will follow
+        (handed back, left to its lease, or taken over by another worker)."""
+        if self.checkpoints is not None:
+            self.checkpoints.close()
+            self.deps.on_checkpoints(self.checkpoints.stats)
+        if isinstance(outcome, Succeeded | Failed) or (isinstance(outcome, NoLongerOurs) and self._ended()):
+            delete_checkpoints(self.deps.storage, self.job.id)
+
+    def _ended(self) -> bool:
+        try:
+            return self.deps.store.get(self.job.id).status.is_terminal
+        except Exception:  # the job is gone, or the store is unreachable: retention removes the files later
+            return False
+
     def on_step(self, step: int, total_steps: int) -> None:
         """After each denoising step: stop when the job is no longer ours, else report (throttled)."""
         if self.deps.must_stop():
+            if self.checkpoints is not None:
+                self.checkpoints.save_now()  # the next attempt resumes from this very step
             raise WorkerStoppingError(f"job {self.job.id}: the worker is shutting down")
         self.lease.check()
         if step == 1 and self.deps.prefetch is not None:  # the GPU is busy now: prepare the next job

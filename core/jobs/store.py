@@ -185,6 +185,7 @@ class JobStore:
                     "progress": None,
                     "pose_video_key": None,  # the new attempt shows its own
                     "preview_key": None,
+                    "resumed_from_step": None,  # set again if this attempt resumes from a checkpoint
                 }
             )
 

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 OnStep = Callable[[int, int], None]
 # (step, total_steps, the denoised estimate x0 of every frame, (1, N', 4, h, w)), e.g. for live previews
 OnEstimate = Callable[[int, int, torch.Tensor], None]
+# (step, total_steps, the latents after that step, (1, N', 4, h, w)): with the step, the loop's whole state
+# (the Euler scheduler draws no noise per step), e.g. for resumable checkpoints
+OnLatents = Callable[[int, int, torch.Tensor], None]
 
 
 @dataclass
@@ -196,27 +199,45 @@ class MimicMotionPipeline:
 
     @torch.no_grad()
     def denoise(
-        self, state: DenoisingState, *, on_step: OnStep | None = None, on_estimate: OnEstimate | None = None
+        self,
+        state: DenoisingState,
+        *,
+        on_step: OnStep | None = None,
+        on_estimate: OnEstimate | None = None,
+        on_latents: OnLatents | None = None,
+        resume: tuple[int, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Step 9, the denoising loop: (1, N', 4, h, w) final latents.
 
         Args:
+            resume: ``(step, latents)`` as ``on_latents`` saw them after ``step`` steps of the same job: the
+                loop continues with step ``step + 1`` (none left after the last), and ends with the latents an
+                uninterrupted loop would.
             on_step: called as ``on_step(step, total_steps)`` after each step (step counts from 1); it
                 may raise ``JobCanceledError`` to stop between steps.
             on_estimate: called before ``on_step`` with the step's denoised estimate (the scheduler's
                 ``pred_original_sample``); reading it changes nothing in the loop.
+            on_latents: called before ``on_estimate`` with the latents after the step (not to be changed).
         """
         scheduler, num_steps = state.scheduler, state.num_inference_steps
         if scheduler.step_index is not None:
             raise ValueError("this DenoisingState was already denoised: prepare_denoising makes a fresh one")
         tile_frames, latents = state.tile_frames, state.latents
+        first_step = 0
+        if resume is not None:
+            first_step, latents = resume
+            if not 0 <= first_step <= num_steps or latents.shape != state.latents.shape:
+                raise ValueError(f"cannot resume at step {first_step} of {num_steps} with latents {latents.shape}")
+            latents = latents.to(state.latents.device, state.latents.dtype)
+            # The scheduler finds its step index from this, not from the timestep (Karras timesteps may repeat).
+            scheduler.set_begin_index(first_step)
         logger.info(
             "denoising %d frames in %d tiles of %d, %d tile(s) per UNet call, %d steps",
             latents.shape[1], len(tile_frames), len(tile_frames[0]), state.tiles_per_call, num_steps,
         )  # fmt: skip
         started = time.perf_counter()
         # 9. Denoising loop
-        for step, t in enumerate(scheduler.timesteps):
+        for step, t in enumerate(scheduler.timesteps[first_step:], start=first_step):
             latent_model_input = scheduler.scale_model_input(latents, t)
             noise_pred = predict_fused_noise(
                 self.models.unet, latent_model_input, self._unet_timestep(t), state.conditioning, tile_frames,
@@ -228,6 +249,8 @@ class MimicMotionPipeline:
             # diffusers 0.42 draws only when gamma > 0.
             stepped = scheduler.step(noise_pred, t, latents, return_dict=True)
             latents = stepped.prev_sample
+            if on_latents is not None:
+                on_latents(step + 1, num_steps, latents)
             if on_estimate is not None:
                 on_estimate(step + 1, num_steps, stepped.pred_original_sample)
             if on_step is not None:

@@ -216,6 +216,11 @@ def test_worker_metrics_endpoint_serves_gpu_less_metrics(redis_url: str) -> None
         store.transition(job.id, JobStatus.failed, worker="w1@host")
         task_postrun.send(sender=task, task_id="t1", task=task, args=[job.id])
         metrics.job_ended(job.id, 3.0)  # run_job's hook, after the job's final write
+        from core.execution.checkpoints import CheckpointStats  # torch: imported by the job run, not the metrics
+
+        resumed = CheckpointStats(written=3, bytes_written=300, write_seconds=0.5, failed=1, resumed_from_step=20)
+        metrics.checkpoints_ended(resumed)  # run_job's checkpoint hook
+        metrics.checkpoints_ended(CheckpointStats(written=1, bytes_written=100))  # a job that started fresh
         body = httpx.get(f"http://127.0.0.1:{metrics.server.server_port}/metrics", timeout=5).text
     finally:
         metrics.close()
@@ -224,6 +229,12 @@ def test_worker_metrics_endpoint_serves_gpu_less_metrics(redis_url: str) -> None
     assert 'mimicmotion_worker_jobs_total{outcome="failed"} 1.0' in body
     assert "mimicmotion_worker_job_seconds_count 1.0" in body
     assert "mimicmotion_worker_running_jobs 0.0" in body
+    assert 'mimicmotion_worker_checkpoints_total{result="written"} 4.0' in body
+    assert 'mimicmotion_worker_checkpoints_total{result="failed"} 1.0' in body
+    assert "mimicmotion_worker_checkpoint_bytes_total 400.0" in body
+    assert "mimicmotion_worker_checkpoint_seconds_total 0.5" in body
+    assert "mimicmotion_worker_resumes_total 1.0" in body
+    assert "mimicmotion_worker_resumed_steps_total 20.0" in body
     assert "mimicmotion_worker_gpu_memory" not in body  # no CUDA here: the GPU readings are absent, not zero
     assert "mimicmotion_worker_job_peak_gpu_memory_bytes_count 0.0" in body
 

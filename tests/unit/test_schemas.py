@@ -120,8 +120,11 @@ def test_job_public_shows_queue_position_only_while_queued() -> None:
 
 
 def test_job_public_hides_owner_and_worker_and_keeps_error_and_seed() -> None:
-    failed = _job(status=JobStatus.failed, error=JobError(code="no_person_detected", message="none"), worker="w1")
+    failed = _job(status=JobStatus.failed, error=JobError(code="no_person_detected", message="none"), worker="w1",
+                  attempts=2, resumed_from_step=12)  # fmt: skip
     dumped = JobPublic.from_job(failed, queue_position=None, output=None).model_dump(mode="json")
-    assert "owner" not in dumped and "worker" not in dumped and "attempts" not in dumped
+    assert "owner" not in dumped and "worker" not in dumped
+    # DESIGN.md, resumable denoising: the claims counted and the step the latest one resumed from are public.
+    assert (dumped["attempts"], dumped["resumed_from_step"]) == (2, 12)
     assert dumped["error"] == {"code": "no_person_detected", "message": "none"}
     assert dumped["params"]["seed"] == 7 and dumped["metadata"] == {"user": 3}
