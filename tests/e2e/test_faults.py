@@ -186,7 +186,7 @@ def test_s3_down_during_upload_fails_cleanly_after_retries(
         assert (job["status"], job["error"]["code"]) == ("failed", "storage_error"), job
         assert "failed after 3 tries" in job["error"]["message"], job["error"]["message"]
         assert job["output"] is None
-        assert s3.client().list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0  # no partial result left
+        assert s3.client().list_objects_v2(Bucket=BUCKET, Prefix="jobs/").get("KeyCount") == 0  # no partial result left
         assert services.workers["s0"].logs(100_000).count("failed (try") == 2  # tries 1 and 2 waited, 3 gave up
 
 
@@ -204,7 +204,7 @@ def test_s3_back_during_the_backoff_stores_both_files(
         job = wait_for_terminal(client, [job_id], timeout_s=60, stack=services)[job_id]
 
         assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
-        keys = sorted(item["Key"] for item in s3.client().list_objects_v2(Bucket=BUCKET)["Contents"])
+        keys = sorted(item["Key"] for item in s3.client().list_objects_v2(Bucket=BUCKET, Prefix="jobs/")["Contents"])
         assert keys == [f"jobs/{job_id}/attempt-1/output.mp4", f"jobs/{job_id}/attempt-1/pose.mp4"]
 
 
@@ -229,7 +229,7 @@ def test_worker_killed_while_storing_a_result_in_the_background_has_the_job_run_
         record = store.get(job_id)
         assert job["status"] == "succeeded", f"{job}\n{services.logs()}"
         assert (record.attempts, record.worker) == (2, f"{survivor}@stack")
-        keys = sorted(item["Key"] for item in s3.client().list_objects_v2(Bucket=BUCKET)["Contents"])
+        keys = sorted(item["Key"] for item in s3.client().list_objects_v2(Bucket=BUCKET, Prefix="jobs/")["Contents"])
         assert keys == [f"jobs/{job_id}/attempt-2/output.mp4", f"jobs/{job_id}/attempt-2/pose.mp4"]
 
 

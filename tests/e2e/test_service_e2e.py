@@ -184,7 +184,7 @@ def test_two_workers_twenty_jobs_each_run_exactly_once(
     stored = [JobStore.from_url(redis_url).get(job_id) for job_id in job_ids]
     assert [job.attempts for job in stored] == [1] * 20
     assert {job.worker for job in stored} == {"w0@e2e", "w1@e2e"}  # prefetch 1: both workers took jobs
-    keys = sorted(item["Key"] for item in s3_client.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+    keys = sorted(item["Key"] for item in s3_client.list_objects_v2(Bucket=BUCKET, Prefix="jobs/").get("Contents", []))
     names = ("output.mp4", "pose.mp4")  # each job ran once: its first attempt's files only
     assert keys == sorted(f"jobs/{job_id}/attempt-1/{name}" for job_id in job_ids for name in names)
     for job in stored:
