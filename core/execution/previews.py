@@ -43,7 +43,9 @@ class LivePreviews:
         self.prefix, self.tmp, self.interval_fraction = prefix, tmp, interval_fraction
         self._steps: frozenset[int] | None = None
         self._thread: threading.Thread | None = None
-        self._last_key: str | None = None
+        # The newest two previews are kept: a client that reads the newest URL from an event a moment before
+        # the next preview lands can still load it. Older ones are deleted as new ones come.
+        self._kept: list[str] = []
         self._stopped = False
         self.published: list[int] = []  # steps whose preview was stored
 
@@ -61,17 +63,17 @@ class LivePreviews:
         self._stopped = True
 
     def discard(self) -> None:
-        """Wait for a preview being stored, then delete the newest (older ones are gone already): previews live
-        while the job runs; once it ends only its results are under its prefix. Called before the final write."""
+        """Wait for a preview being stored, then delete the ones kept: previews live while the job runs; once it
+        ends only its results are under its prefix. Called before the final write."""
         self._stopped = True
         if self._thread is not None:
             self._thread.join()
-        if self._last_key is not None:
+        for key in self._kept:
             try:
-                self.storage.delete(self._last_key)
+                self.storage.delete(key)
             except StorageError as exc:
-                logger.warning("job %s: preview %s not deleted: %s", self.job_id, self._last_key, exc)
-            self._last_key = None
+                logger.warning("job %s: preview %s not deleted: %s", self.job_id, key, exc)
+        self._kept = []
 
     def _publish(self, step: int, frames: np.ndarray) -> None:
         key = f"{self.prefix}preview-{step:04d}.webp"
@@ -82,9 +84,9 @@ class LivePreviews:
             if self.store.update_running(self.job_id, self.worker, preview_key=key) is None:
                 self.storage.delete(key)  # the job is no longer ours (canceled, taken over): leave nothing
                 return
-            if self._last_key is not None:
-                self.storage.delete(self._last_key)  # only the newest preview is kept
-            self._last_key = key
+            self._kept.append(key)
+            while len(self._kept) > 2:
+                self.storage.delete(self._kept.pop(0))
             self.published.append(step)
         except (StorageError, OSError) as exc:
             logger.warning("job %s: preview at step %d not stored: %s", self.job_id, step, exc)

@@ -45,8 +45,10 @@ def test_a_job_from_dropped_files_plays_its_pose_and_result_videos_and_lands_in_
     playground.choose_image(inputs / "person.png")
     playground.drop_video(inputs / "drive.mp4")
     # Both inputs show at once, from object URLs, before anything is uploaded.
-    playground.page.wait_for_function("document.querySelector('#image-local').naturalWidth > 0")
-    playground.page.wait_for_function("document.querySelector('#video-local').readyState >= 1")
+    # Predicates as functions: a bare expression that is not true at once is polled through eval(), which the
+    # page's CSP (no 'unsafe-eval') refuses.
+    playground.page.wait_for_function("() => document.querySelector('#image-local').naturalWidth > 0")
+    playground.page.wait_for_function("() => document.querySelector('#video-local').readyState >= 1")
     assert playground.page.locator("#video-name").inner_text().startswith("drive.mp4")
     playground.set_params({**WATCHED, "seed": 1234})
 
@@ -105,7 +107,9 @@ def test_a_queued_job_shows_its_place_and_cancel_from_the_page_ends_it_running_a
     playground.set_params(LONG)
     playground.submit()
     playground.wait_for_status("queued", timeout_s=30)  # one worker, busy with the blocker
-    playground.page.wait_for_function("document.querySelector('[data-testid=status]').textContent.includes('next')")
+    playground.page.wait_for_function(
+        "() => document.querySelector('[data-testid=status]').textContent.includes('next')"
+    )
     assert client.post(f"/jobs/{blocker['id']}/cancel").status_code == 200
     playground.page.wait_for_selector("[data-testid=progress][data-stage=denoising]", timeout=90_000)
     assert playground.by_testid("cancel").is_enabled()
