@@ -148,6 +148,11 @@ def public_base_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 hex of a file, read in chunks (results, uploads, checkpoint fingerprints, the pose cache)."""
+    return _digest(path)[1]
+
+
 def _digest(path: Path) -> tuple[int, str]:
     """(size in bytes, sha256 hex) of a file, read in chunks."""
     sha256 = hashlib.sha256()

@@ -27,7 +27,7 @@ from core.contract.uploads import MediaInfo, MediaKind, Upload, UploadStatus, in
 from core.errors import InvalidUploadError, MimicMotionError, UploadTooLargeError
 from core.jobs.uploads import Uploads
 from core.settings import Settings
-from core.storage import MissingObjectError, Storage
+from core.storage import MissingObjectError, Storage, file_sha256
 from service.media_check import check_media
 from service.schemas import UploadCreate, UploadTarget
 
@@ -250,7 +250,7 @@ def complete_direct_upload(upload: Upload, uploads: Uploads, storage: Storage, s
     storage.move(incoming, upload.key, version=version)  # only the version that was checked
     ready = upload.model_copy(
         update={"status": UploadStatus.ready, "content_type": media.content_type, "kind": media.kind,
-                "sha256": _sha256(local)}
+                "sha256": file_sha256(local)}
     )  # fmt: skip
     uploads.save(ready)
     uploads.end(upload.owner, upload.id)
@@ -263,11 +263,3 @@ def delete_upload(upload: Upload, uploads: Uploads, storage: Storage) -> None:
         storage.delete(incoming_key(upload.id))
         storage.delete(upload.key)
         uploads.mark_deleted(upload)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()

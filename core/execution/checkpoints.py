@@ -29,14 +29,13 @@ from core.contract.params import JobParams
 from core.contract.records import job_files_prefix
 from core.errors import StorageError
 from core.models.files import resolve_model_files
-from core.storage import MissingObjectError, Storage
+from core.storage import MissingObjectError, Storage, file_sha256
 
 logger = logging.getLogger(__name__)
 
 # Part of every fingerprint: bump it when a change to the denoising loop, its schedule or this layout
 # makes an older checkpoint mean something else.
 CHECKPOINT_FORMAT = 1
-_HASH_CHUNK = 1 << 20
 
 
 def checkpoint_prefix(job_id: str) -> str:
@@ -47,13 +46,6 @@ def checkpoint_prefix(job_id: str) -> str:
 def denoise_checkpoint_key(job_id: str) -> str:
     return f"{checkpoint_prefix(job_id)}denoise.pt"
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @functools.cache

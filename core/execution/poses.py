@@ -31,21 +31,13 @@ from core.pose.extract import DRIVING_BATCH_SIZE, PoseEstimator
 from core.pose.records import Pose
 from core.pose.wholebody import WholebodyEstimator
 from core.settings import Settings
-from core.storage import Storage
+from core.storage import Storage, file_sha256
 from core.video.decode import DecodedVideo
 
 logger = logging.getLogger(__name__)
 
 SHARED_SCOPE = "shared"
-_HASH_CHUNK_BYTES = 1024 * 1024
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def estimator_identity(files: ModelFiles, estimator: WholebodyEstimator) -> str:
