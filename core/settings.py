@@ -13,7 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.contract import events
 from core.contract.networks import IPNetwork, parse_allowed_networks
-from core.contract.queues import GPU_QUEUE, LEASE_S, QueueRoute, parse_queue_routes
+from core.contract.params import DEFAULT_MODEL, ModelName
+from core.contract.queues import GPU_QUEUE, LEASE_S, QueueRoute, model_queue, parse_queue_routes
 from core.contract.records import DEFAULT_JOB_RETENTION_S
 from core.log_format import LogFormat
 
@@ -276,9 +277,19 @@ class Settings(BaseSettings):
         description="Log lines: text, or json (one object a line with ts, level, logger, message, job_id, stage, "
         "worker).",
     )
+    models: Annotated[list[ModelName], NoDecode] = Field(
+        default=[DEFAULT_MODEL],
+        description="Comma-separated models this deployment serves (mimicmotion-1.1, wan2.2-animate): the gateway "
+        "accepts jobs for these and lists them at GET /models; /readyz wants a live worker for each.",
+    )
+    worker_model: ModelName = Field(
+        default=DEFAULT_MODEL,
+        description="The model a worker process loads from model_dir and serves (`mimicmotion worker --model`).",
+    )
     worker_queues: Annotated[list[str], NoDecode] = Field(
         default=[GPU_QUEUE],
-        description="Comma-separated queues a worker consumes (one per GPU class, e.g. gpu,gpu-80g).",
+        description="Comma-separated queues a worker consumes (one per GPU class, e.g. gpu,gpu-80g). Default: its "
+        "model's queue (gpu for mimicmotion-1.1, wan2.2-animate for wan2.2-animate).",
     )
     worker_metrics_port: int = Field(
         default=0,
@@ -326,6 +337,23 @@ class Settings(BaseSettings):
         if not queues:
             raise ValueError(f"MIMICMOTION_WORKER_QUEUES {text!r}: name at least one queue, e.g. gpu")
         return queues
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _parse_models(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        models = list(dict.fromkeys(_split(value)))
+        if not models:
+            raise ValueError(f"MIMICMOTION_MODELS {value!r}: name at least one model, e.g. {DEFAULT_MODEL}")
+        return models
+
+    @model_validator(mode="after")
+    def _worker_queues_of_its_model(self) -> "Settings":
+        # A worker of another model consumes that model's queue unless its queues were set explicitly.
+        if "worker_queues" not in self.model_fields_set:
+            self.worker_queues = [model_queue(self.worker_model)]
+        return self
 
     @field_validator("redis_sentinels", mode="before")
     @classmethod

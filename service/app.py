@@ -7,7 +7,7 @@ tasks by name without importing ``worker/``.
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from core.contract.queues import GPU_QUEUE
+from core.contract.queues import GPU_QUEUE, model_queue
 from core.jobs.store import JobStore
 from core.settings import Settings
 from core.storage import Storage, create_storage
@@ -18,7 +18,7 @@ from service.http_limits import HeaderLimitsMiddleware
 from service.json_depth import JsonDepthLimitMiddleware
 from service.metrics import RequestMetricsMiddleware, create_registry
 from service.queue import TaskSender, create_task_sender
-from service.routes import files, health, jobs, metrics, playground, uploads
+from service.routes import files, health, jobs, metrics, models, playground, uploads
 
 API_VERSION = "1.0.0"
 SSE_POLL_S = 0.5  # how often an event stream re-reads its job; tests lower it through app.state
@@ -59,7 +59,10 @@ def create_app(
     app.state.storage = storage if storage is not None else create_storage(settings)
     app.state.task_sender = task_sender if task_sender is not None else create_task_sender(settings)
     app.state.sse_poll_s = SSE_POLL_S
-    routed_queues = (GPU_QUEUE, *(route.queue for route in settings.queue_routes))
+    routed_queues = (
+        GPU_QUEUE, *(route.queue for route in settings.queue_routes),
+        *(model_queue(model) for model in settings.models if model_queue(model) != GPU_QUEUE),
+    )  # fmt: skip
     app.state.metrics_registry, http_metrics = create_registry(app.state.store, routed_queues)
     app.add_middleware(JsonDepthLimitMiddleware)  # inside the size cap, which bounds what it reads
     app.add_middleware(BodySizeLimitMiddleware)
@@ -68,6 +71,7 @@ def create_app(
     )
     app.add_middleware(RequestMetricsMiddleware, metrics=http_metrics)  # outermost: also counts the 413s
     install_error_handlers(app)
-    for router in (jobs.router, uploads.router, files.router, health.router, metrics.router, playground.router):
+    routers = (jobs, uploads, models, files, health, metrics, playground)
+    for router in (module.router for module in routers):
         app.include_router(router)
     return app

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.contract.params import JobParams
+from core.contract.params import DEFAULT_MODEL, PARAMS_BY_MODEL
 from core.contract.transitions import InvalidTransitionError
 from core.errors import (
     ConfigurationError,
@@ -105,12 +105,13 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def allowed_range(loc: tuple[int | str, ...]) -> str | None:
-    """The allowed range of a JobParams field, read from JobParams itself, e.g. ``1 to 100``."""
-    if len(loc) != 3 or loc[:2] != ("body", "params") or loc[2] not in JobParams.model_fields:
+def allowed_range(loc: tuple[int | str, ...], model: str = DEFAULT_MODEL) -> str | None:
+    """The allowed range of a field of ``model``'s parameters, read from their class, e.g. ``1 to 100``."""
+    params_type = PARAMS_BY_MODEL.get(model)
+    if params_type is None or len(loc) != 3 or loc[:2] != ("body", "params") or loc[2] not in params_type.model_fields:
         return None
     bounds: dict[str, Any] = {}
-    for constraint in JobParams.model_fields[str(loc[2])].metadata:
+    for constraint in params_type.model_fields[str(loc[2])].metadata:
         for name in ("ge", "le", "multiple_of"):
             if getattr(constraint, name, None) is not None:
                 bounds[name] = getattr(constraint, name)
@@ -120,17 +121,19 @@ def allowed_range(loc: tuple[int | str, ...]) -> str | None:
     return text + (f", a multiple of {bounds['multiple_of']}" if "multiple_of" in bounds else "")
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], model: str = DEFAULT_MODEL) -> str:
     loc = tuple(error.get("loc", ()))
     message = f"{_field_name(loc)}: {error.get('msg', 'invalid')}"
-    if (allowed := allowed_range(loc)) is not None:
+    if (allowed := allowed_range(loc, model)) is not None:
         message += f" (allowed: {allowed})"
+    if loc[:2] == ("body", "params"):
+        message += f" (model {model})"
     return message
 
 
-def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _validation_details(errors: list[dict[str, Any]], model: str = DEFAULT_MODEL) -> list[dict[str, Any]]:
     # Drop pydantic's echo of the input and its URLs: inputs may be large, and URLs are noise.
-    return [{"field": _field_name(tuple(e.get("loc", ()))), "message": _describe(e), "type": e.get("type")}
+    return [{"field": _field_name(tuple(e.get("loc", ()))), "message": _describe(e, model), "type": e.get("type")}
             for e in errors]
 
 
@@ -142,8 +145,15 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     body_refused = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in errors)
     if body_refused and not request.headers.get("content-type", "").startswith("application/json"):
         return error_response(415, "unsupported_media_type", "send the request body as application/json")
-    message = "; ".join(_describe(e) for e in errors[:3]) or "invalid request"
-    return error_response(422, "invalid_request", message, details=_validation_details(errors))
+    model = _model_of(exc.body)
+    message = "; ".join(_describe(e, model) for e in errors[:3]) or "invalid request"
+    return error_response(422, "invalid_request", message, details=_validation_details(errors, model))
+
+
+def _model_of(body: Any) -> str:
+    """The model a refused job body names (its params were checked against that model's)."""
+    model = body.get("model", DEFAULT_MODEL) if isinstance(body, dict) else DEFAULT_MODEL
+    return model if isinstance(model, str) and model in PARAMS_BY_MODEL else DEFAULT_MODEL
 
 
 def _headers_for(exc: MimicMotionError) -> dict[str, str] | None:

@@ -10,10 +10,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from core.contract.events import DEFAULT_WEBHOOK_EVENTS, WEBHOOK_EVENTS, WebhookEvent
-from core.contract.params import JobParams
+from core.contract.params import DEFAULT_MODEL, PARAMS_BY_MODEL, ModelName, ModelParams
 from core.contract.public import JobView, OutputPublic, public_fields
 from core.contract.records import Job
 from core.contract.uploads import MediaKind, Upload, UploadStatus, upload_id_of
@@ -87,7 +95,15 @@ class JobCreate(BaseModel):
     video_url: InputUrlStr = Field(
         description="Driving video: http or https (the worker fetches it), or upload://<id> of your upload."
     )
-    params: JobParams | None = Field(default=None, description="Generation parameters; defaults where absent.")
+    model: ModelName = Field(
+        default=DEFAULT_MODEL,
+        description="The model to run (GET /models lists those this server serves, with their parameters).",
+    )
+    params: ModelParams | None = Field(
+        default=None,
+        description="Generation parameters of the chosen model (JobParams for mimicmotion-1.1, WanAnimateParams for "
+        "wan2.2-animate); defaults where absent. A 422 names the field and the model.",
+    )
     webhook_url: HttpUrlStr | None = Field(default=None, description="Receives Standard Webhooks POSTs.")
     webhook_events: list[WebhookEvent] = Field(
         default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS),
@@ -106,6 +122,16 @@ class JobCreate(BaseModel):
         description=f"Small object echoed back (at most {MAX_METADATA_BYTES} bytes of JSON, "
         f"{MAX_METADATA_DEPTH} levels deep).",
     )
+
+    @field_validator("params", mode="wrap")
+    @classmethod
+    def _params_of_the_model(cls, params: Any, _: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        # Validated as the named model's parameters only (the types share field names), so a refused field is
+        # reported against that model's schema; model is declared first, so it is already parsed.
+        model = info.data.get("model")
+        if params is None or model is None:  # no model: its own error is reported
+            return None
+        return PARAMS_BY_MODEL[model].model_validate(params)
 
     @field_validator("webhook_events")
     @classmethod
@@ -242,6 +268,23 @@ class ErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class ModelPublic(BaseModel):
+    """One model this server serves (``GET /models``)."""
+
+    name: str = Field(description="Pass as `model` to POST /jobs.")
+    default: bool = Field(description="Used when POST /jobs names no model.")
+    title: str
+    license: str = Field(description="What the weights' licence allows.")
+    summary: str
+    queue: str = Field(description="The queue its jobs wait in (one worker process serves one model).")
+    live_workers: int = Field(description="Workers with a live heartbeat serving this model; 0: its jobs wait.")
+    params_schema: dict[str, Any] = Field(description="JSON Schema of its `params`, with defaults and ranges.")
+
+
+class ModelList(BaseModel):
+    data: list[ModelPublic]
 
 
 class Readiness(BaseModel):

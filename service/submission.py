@@ -11,8 +11,8 @@ from uuid import uuid4
 
 from fastapi.exceptions import RequestValidationError
 
-from core.contract.params import JobParams, with_seed
-from core.contract.queues import QueueRoute, queue_for
+from core.contract.params import PARAMS_BY_MODEL, with_seed
+from core.contract.queues import QueueRoute, job_queue
 from core.contract.records import Job, JobError, JobStatus, utc_now
 from core.contract.transitions import InvalidTransitionError
 from core.contract.uploads import MediaKind, upload_id_of
@@ -46,6 +46,9 @@ def check_against_settings(body: JobCreate, settings: Settings) -> None:
     checked at every delivery (DNS may answer differently by then).
     """
     problems: list[tuple[str, str]] = []
+    if body.model not in settings.models:
+        served = ", ".join(settings.models)
+        problems.append(("model", f"{body.model} is not served here (this server serves: {served}; see GET /models)"))
     if body.timeout_s is not None and body.timeout_s > settings.max_job_timeout_s:
         problems.append(("timeout_s", f"must be at most {settings.max_job_timeout_s} (this server's maximum)"))
     if body.webhook_url is not None:
@@ -111,10 +114,11 @@ def pin_uploads(uploads: Uploads, job: Job) -> None:
 def new_job(body: JobCreate, owner: str, *, max_timeout_s: int, queue_routes: Sequence[QueueRoute] = ()) -> Job:
     """A queued job with an unguessable id, its seed and deadline resolved, so the caller sees both.
 
-    The job's GPU-class queue follows its resolution (``queue_routes``, see core.contract.queues).
+    The job's queue is its model's; MimicMotion's GPU class follows its resolution (``queue_routes``, see
+    core.contract.queues).
     """
     created_at = utc_now()
-    params = with_seed(body.params or JobParams())
+    params = with_seed(body.params or PARAMS_BY_MODEL[body.model]())
     return Job(
         id=uuid4().hex,
         owner=owner,
@@ -122,8 +126,9 @@ def new_job(body: JobCreate, owner: str, *, max_timeout_s: int, queue_routes: Se
         deadline_at=created_at + timedelta(seconds=body.timeout_s or max_timeout_s),
         image_url=body.image_url,
         video_url=body.video_url,
+        model=body.model,
         params=params,
-        queue=queue_for(params.resolution, queue_routes),
+        queue=job_queue(body.model, params, queue_routes),
         metadata=body.metadata,
         webhook_url=body.webhook_url,
         webhook_events=list(body.webhook_events),

@@ -122,7 +122,8 @@ class WanAnimateParams(BaseModel):
     num_inference_steps: int = Field(default=20, strict=True, ge=1, le=100, description="Denoising steps per segment.")
     guidance_scale: float = Field(
         default=1.0, strict=True, ge=0.0, le=20.0,
-        description="Classifier-free guidance on the face condition; <= 1 skips the unconditional pass (5-7 when used).",
+        description="Classifier-free guidance on the face condition; <= 1 skips the unconditional pass "
+        "(5-7 when used).",
     )  # fmt: skip
     fps: int = Field(
         default=30, strict=True, ge=1, le=60,
@@ -148,6 +149,7 @@ class WanAnimateParams(BaseModel):
 
 
 ModelParams = JobParams | WanAnimateParams
+MODEL_NAMES: tuple[str, ...] = (MIMICMOTION, WAN_ANIMATE)
 P = TypeVar("P", JobParams, WanAnimateParams)
 PARAMS_BY_MODEL: dict[str, type[JobParams] | type[WanAnimateParams]] = {
     MIMICMOTION: JobParams,

@@ -8,10 +8,10 @@ gateway and the webhook worker use it).
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from core.contract.params import JobParams
-from core.contract.records import Job, JobCache, JobError, JobStatus, Progress
+from core.contract.params import DEFAULT_MODEL, ModelName, ModelParams
+from core.contract.records import Job, JobCache, JobError, JobStatus, Progress, params_of_its_model
 
 
 class OutputPublic(BaseModel):
@@ -38,7 +38,8 @@ class JobView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     deadline_at: datetime | None = Field(description="When the job fails with error.code timeout if not finished.")
-    params: JobParams = Field(description="Resolved parameters, the seed actually used included.")
+    model: ModelName = Field(default=DEFAULT_MODEL, description="The model that generates the video (GET /models).")
+    params: ModelParams = Field(description="Resolved parameters of the job's model, the seed actually used included.")
     progress: Progress | None
     queue_position: int | None = Field(description="Jobs ahead of this one (0: next); only while queued.")
     error: JobError | None
@@ -68,6 +69,11 @@ class JobView(BaseModel):
         description='What the job reused: {"driving_pose": "hit" | "miss"} once the pose stage ran; null before it '
         "or when the workers' pose cache is off.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_of_its_model(cls, data: Any) -> Any:
+        return params_of_its_model(data)
 
 
 def public_fields(
@@ -102,4 +108,5 @@ def public_fields(
         "pose_video_url": pose_video_url,
         "preview_url": preview_url,
         "cache": job.cache,
+        "model": job.model,
     }

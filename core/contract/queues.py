@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.contract.ascii_numbers import parse_ascii_int
+from core.contract.params import DEFAULT_MODEL, MODEL_NAMES, JobParams, ModelParams
 
 ANIMATE_TASK = "mimicmotion.animate"
 GPU_QUEUE = "gpu"
@@ -19,6 +20,10 @@ LEASE_S = 60  # a running job's lease; the worker renews it every LEASE_S / 4
 HEARTBEAT_TTL_S = 30  # a worker that has not written its heartbeat for this long is gone
 BROKER_SOCKET_TIMEOUT_S = 10  # no broker command or connect waits longer (see celery_config)
 BROKER_HEALTH_CHECK_INTERVAL_S = 10
+
+
+# Not a GPU-class queue of MimicMotion's: the webhook queue, and the other models' own queues.
+_RESERVED_QUEUES = frozenset({WEBHOOK_QUEUE, *(name for name in MODEL_NAMES if name != DEFAULT_MODEL)})
 
 
 @dataclass(frozen=True, order=True)
@@ -39,7 +44,7 @@ def parse_queue_routes(value: str) -> list[QueueRoute]:
     for pair in filter(None, (part.strip() for part in value.split(","))):
         threshold, sep, queue = pair.partition("=")
         min_resolution = parse_ascii_int(threshold.strip())
-        if not sep or min_resolution is None or not queue.strip() or queue.strip() == WEBHOOK_QUEUE:
+        if not sep or min_resolution is None or not queue.strip() or queue.strip() in _RESERVED_QUEUES:
             raise ValueError(f"queue route {pair!r} is not MIN_RESOLUTION=QUEUE (e.g. 768=gpu-80gb)")
         routes.append(QueueRoute(min_resolution, queue.strip()))
     return sorted(routes)
@@ -55,6 +60,23 @@ def queue_for(resolution: int, routes: Sequence[QueueRoute]) -> str:
         if resolution >= route.min_resolution:
             queue = route.queue
     return queue
+
+
+def model_queue(model: str) -> str:
+    """The queue of a model's jobs when no resolution route applies: ``gpu`` for MimicMotion (the first
+    model, so existing deployments keep their queue), the model's own name for every other model."""
+    return GPU_QUEUE if model == DEFAULT_MODEL else model
+
+
+def job_queue(model: str, params: ModelParams, routes: Sequence[QueueRoute]) -> str:
+    """The queue a job is sent to: its model's, and for MimicMotion the resolution route it reaches.
+
+    Each worker process serves one model, so models never share a queue: a queue's messages all need
+    the same weights.
+    """
+    if model == DEFAULT_MODEL and isinstance(params, JobParams):
+        return queue_for(params.resolution, routes)
+    return model_queue(model)
 
 
 def celery_config(

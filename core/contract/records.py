@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from core.contract.params import JobParams
+from core.contract.params import DEFAULT_MODEL, PARAMS_BY_MODEL, ModelName, ModelParams
 from core.contract.stages import Stage
 
 
@@ -69,6 +69,19 @@ class JobCache(BaseModel):
     )
 
 
+def params_of_its_model(data: Any) -> Any:
+    """A job dict with its ``params`` parsed as its ``model``'s parameters (a before-validator of Job and JobView).
+
+    The params types share field names (seed, fps, ...): which one a stored dict is comes from the job's
+    model, never from trying each in turn. Records from before models had none: they are MimicMotion's.
+    """
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        params_type = PARAMS_BY_MODEL.get(data.get("model", DEFAULT_MODEL))
+        if params_type is not None:
+            data = {**data, "params": params_type.model_validate(data["params"])}
+    return data
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -82,7 +95,8 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     image_url: str
     video_url: str
-    params: JobParams = Field(description="Resolved parameters, the seed included.")
+    model: ModelName = Field(default=DEFAULT_MODEL, description="The model that generates the video.")
+    params: ModelParams = Field(description="Resolved parameters of the job's model, the seed included.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     webhook_url: str | None = None
     webhook_events: list[str] = Field(default_factory=list)
@@ -111,6 +125,11 @@ class Job(BaseModel):
     cache: JobCache | None = Field(
         default=None, description="What the pose stage reused; null before it, or with the pose cache off."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_of_its_model(cls, data: Any) -> Any:
+        return params_of_its_model(data)
 
 
 def job_files_prefix(job_id: str) -> str:
