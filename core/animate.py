@@ -9,8 +9,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from core.contract.params import JobParams, with_seed
+from core.backends.base import GenerationHooks
+from core.contract.params import MIMICMOTION, JobParams, with_seed
 from core.contract.stages import Stage, StageTimer
 from core.errors import ConfigurationError
 from core.models.files import ModelFiles
@@ -27,10 +29,37 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Animator:
-    """The loaded models of one process: load once, animate many times."""
+    """The loaded MimicMotion models of one process: load once, animate many times (the backend seam's
+    ``LoadedModel``, core.backends.base)."""
 
     estimator: WholebodyEstimator
     pipeline: MimicMotionPipeline
+    name: str = MIMICMOTION
+    supports_checkpoints: bool = True  # Euler steps add no noise: latents + step are the whole state
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipeline.models.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.models.device
+
+    def synchronize(self) -> None:
+        self.pipeline.synchronize()
+
+    def prepare(
+        self,
+        image: np.ndarray,
+        driving_frames: np.ndarray,
+        params: JobParams,
+        *,
+        driving_poses: list[Pose] | None = None,
+    ) -> "PosedInputs":
+        return prepare_poses(image, driving_frames, params, self.estimator, driving_poses=driving_poses)
+
+    def generate(self, prepared: "PosedInputs", params: JobParams, hooks: GenerationHooks) -> np.ndarray:
+        return generate(self, prepared, params, hooks)
 
 
 @dataclass
@@ -51,6 +80,11 @@ class PosedInputs:
     pose_frames: np.ndarray  # (N + 1, H, W, 3) uint8, the reference image's own pose first
     timings: dict[str, float]  # {"pose": seconds}, from the StageTimer that timed it
     driving_poses: list[Pose] = field(default_factory=list)  # one per driving frame, as detected (not aligned)
+
+    @property
+    def pose_video_frames(self) -> np.ndarray:
+        """(N, H, W, 3): the pose of each output frame, without the reference image's own."""
+        return self.pose_frames[1:]
 
 
 def load_animator(
@@ -142,6 +176,39 @@ def prepare_poses(
         poses = estimate_poses(reference_image, driving_frames, estimator, driving_poses=driving_poses)
         pose_frames = render_pose_frames(poses)
     return PosedInputs(reference_image, pose_frames, timer.timings, poses.driving)
+
+
+def generate(animator: Animator, prepared: PosedInputs, params: JobParams, hooks: GenerationHooks) -> np.ndarray:
+    """A job's GPU stages: conditioning (CLIP, VAE, PoseNet, the noise), tiled denoising (resumed from a
+    checkpoint of this very job when ``hooks`` have one), VAE decoding: (N, H, W, 3) uint8, the reference frame
+    dropped. The stages of ``animate`` with the job run's timer, progress, previews and checkpoints."""
+    assert params.seed is not None
+    pipeline, timer = animator.pipeline, hooks.timer
+    on_device = pipeline.synchronize  # a stage's queued device work ends inside it
+    hooks.start_stage(Stage.conditioning)
+    with timer.stage(Stage.conditioning, synchronize=on_device):
+        state = pipeline.prepare_denoising(
+            prepared.reference_image, prepared.pose_frames, seed=params.seed,
+            num_inference_steps=params.num_inference_steps, guidance_scale=params.guidance_scale,
+            noise_aug_strength=params.noise_aug_strength, tile_size=params.tile_size,
+            tile_overlap=params.tile_overlap, sigma_schedule=params.sigma_schedule,
+        )  # fmt: skip
+    checkpoints, steps = hooks.checkpoints, params.num_inference_steps
+    resume = checkpoints.load(state.latents.shape, steps) if checkpoints is not None else None
+    if resume is not None:
+        hooks.on_resume(resume[0], steps)
+    with timer.stage(Stage.denoising, synchronize=on_device):
+        try:
+            latents = pipeline.denoise(
+                state, on_step=hooks.on_step, on_estimate=hooks.on_estimate,
+                on_latents=checkpoints.on_latents if checkpoints is not None else None, resume=resume,
+            )  # fmt: skip
+        finally:
+            if checkpoints is not None:
+                checkpoints.stop()
+    hooks.start_stage(Stage.decoding)
+    with timer.stage(Stage.decoding, synchronize=on_device):
+        return pipeline.decode(latents, decode_chunk_size=hooks.decode_chunk_size)
 
 
 _LONG_VIDEO_TILES = 64  # enough tiles that only memory bounds the tiles per call

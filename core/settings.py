@@ -35,12 +35,8 @@ class Settings(BaseSettings):
         default="auto",
         description="Model dtype: auto (bfloat16 on CUDA, float32 on CPU), float32, float16, bfloat16.",
     )
-    decode_chunk_size: int = Field(
-        default=8, ge=1, description="Frames per VAE decode call (the original uses 8)."
-    )
-    tf32: bool = Field(
-        default=True, description="On CUDA, float32 matmuls and convolutions use TF32 tensor cores."
-    )
+    decode_chunk_size: int = Field(default=8, ge=1, description="Frames per VAE decode call (the original uses 8).")
+    tf32: bool = Field(default=True, description="On CUDA, float32 matmuls and convolutions use TF32 tensor cores.")
     channels_last: bool = Field(
         default=False, description="UNet and PoseNet convolution weights in channels-last layout (CUDA speed)."
     )

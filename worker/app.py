@@ -23,8 +23,11 @@ from worker.heartbeat import ConsumerWatchdog, exit_stalled_worker
 def create_celery(settings: Settings) -> Celery:
     """A Celery app for the GPU queue: prefetch 1, late ack, solo pool, one task at a time."""
     app = Celery("mimicmotion", set_as_current=True)
-    app.conf.update(celery_config(settings.redis_url, sentinels=settings.redis_sentinels,
-                                  sentinel_master=settings.redis_sentinel_master))
+    app.conf.update(
+        celery_config(
+            settings.redis_url, sentinels=settings.redis_sentinels, sentinel_master=settings.redis_sentinel_master
+        )
+    )
     app.conf.update(worker_pool="solo", worker_concurrency=1, worker_send_task_events=False)
     app.conf.update(include=["worker.tasks"])
     app.steps["consumer"].add(consumer_watchdog_step(settings))

@@ -49,7 +49,8 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
     model_load_s = time.monotonic() - load_started
     queues = settings.worker_queues
     info = {
-        "device": str(loaded.animator.pipeline.models.device),
+        "device": str(loaded.animator.device),
+        "model": loaded.animator.name,
         "gpu": gpu,
         "tiny_model": loaded.files.is_tiny,
         "model_dir": str(loaded.files.root),

@@ -8,14 +8,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.animate import Animator, load_animator, warm_up
+from core.animate import Animator, warm_up
+from core.backends.base import LoadedModel, LoadOptions, ModelDirectory
+from core.backends.registry import backend_for
 from core.contract.params import JobParams
 from core.errors import ModelFilesError
 from core.execution.checkpoints import CheckpointStats, model_files_sha256
 from core.execution.poses import DrivingPoseCache
 from core.execution.run import RunDeps
 from core.jobs.store import JobStore
-from core.models.files import ModelFiles, resolve_model_files
 from core.pipeline.performance import PerformanceOptions
 from core.settings import Settings
 from core.storage import Storage, create_storage
@@ -30,8 +31,8 @@ logger = logging.getLogger(__name__)
 class Loaded:
     settings: Settings
     name: str
-    files: ModelFiles
-    animator: Animator
+    files: ModelDirectory
+    animator: LoadedModel  # the one model this process serves (settings.worker_model)
     store: JobStore
     storage: Storage
     stop: GracefulStop
@@ -55,11 +56,13 @@ def load(settings: Settings, name: str) -> Loaded:
         raise ModelFilesError(
             "no model directory: set MIMICMOTION_MODEL_DIR (or run `mimicmotion up`, which uses a tiny model)"
         )
-    files = resolve_model_files(settings.model_dir)
+    backend = backend_for(settings.worker_model)
+    files = backend.resolve_files(settings.model_dir)
     if files.is_tiny:
         logger.warning("worker %s: TINY MODEL (random weights) from %s: outputs are noise", name, files.root)
-    animator = load_animator(files, device=settings.device, dtype=settings.dtype, options=performance_options(settings))
-    if settings.compile_unet:
+    options = LoadOptions(device=settings.device, dtype=settings.dtype, performance=performance_options(settings))
+    animator = backend.load(files, options)
+    if settings.compile_unet and isinstance(animator, Animator):
         logger.info("worker %s: compiling the UNet (warm-up at the default job size)", name)
         logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
     if settings.checkpoint_interval_s > 0:  # hashed once here, so the first job does not wait for it
@@ -87,7 +90,7 @@ def performance_options(settings: Settings) -> PerformanceOptions:
     )  # fmt: skip
 
 
-def get_animator() -> Animator:
+def get_animator() -> LoadedModel:
     return _require().animator
 
 

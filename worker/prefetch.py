@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from core.animate import Animator
+from core.backends.base import LoadedModel
 from core.contract.records import JobStatus
 from core.errors import JobNotFoundError
 from core.execution.inputs import VIDEO_FILE, fetch_job_inputs
@@ -36,7 +36,7 @@ class Prefetcher:
         store: JobStore,
         storage: Storage,
         settings: Settings,
-        animator: Animator,
+        animator: LoadedModel,
         queues: list[str],
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -54,9 +54,7 @@ class Prefetcher:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
-            self._thread = threading.Thread(
-                target=self._prepare, args=(current_job_id,), name="prefetch", daemon=True
-            )
+            self._thread = threading.Thread(target=self._prepare, args=(current_job_id,), name="prefetch", daemon=True)
             self._thread.start()
 
     def take(self, job_id: str) -> PreparedInputs | None:
@@ -111,8 +109,6 @@ class Prefetcher:
                 logger.info("job %s: not prepared ahead, %d bytes of frames", job_id, video.frames.nbytes)
                 return None
             # In the folder still: the pose cache hashes the video's bytes.
-            poses = prepare_job_poses(
-                job, image, video, Path(tmp) / VIDEO_FILE, self.animator.estimator, self.pose_cache
-            )
+            poses = prepare_job_poses(job, image, video, Path(tmp) / VIDEO_FILE, self.animator, self.pose_cache)
         logger.info("job %s: prepared ahead in %.2f s", job_id, time.perf_counter() - started)
         return PreparedInputs(job_id, image, video, poses, fetch_s)

@@ -55,8 +55,11 @@ def deliver_webhook(delivery_id: str) -> None:
 def create_webhook_celery(settings: Settings) -> Celery:
     """A Celery app for the webhooks queue: a thread pool, since attempts wait on the network."""
     app = Celery("mimicmotion-webhooks", set_as_current=True)
-    app.conf.update(celery_config(settings.redis_url, sentinels=settings.redis_sentinels,
-                                  sentinel_master=settings.redis_sentinel_master))
+    app.conf.update(
+        celery_config(
+            settings.redis_url, sentinels=settings.redis_sentinels, sentinel_master=settings.redis_sentinel_master
+        )
+    )
     # A webhook attempt lasts at most webhook_timeout_s; the due set, not a long visibility timeout,
     # brings back the few whose worker died.
     app.conf.update(

@@ -5,7 +5,7 @@ the original's config (reference §10).
 """
 
 import secrets
-from typing import Literal, TypeVar
+from typing import Final, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -22,11 +22,18 @@ class JobParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     resolution: int = Field(
-        default=576, strict=True, ge=128, le=1024, multiple_of=64,
+        default=576,
+        strict=True,
+        ge=128,
+        le=1024,
+        multiple_of=64,
         description="Short side of the output in pixels; the long side follows the 9:16 rule.",
     )
     tile_size: int = Field(
-        default=72, strict=True, ge=2, le=128,
+        default=72,
+        strict=True,
+        ge=2,
+        le=128,
         description="Frames per denoising tile, the reference frame included (MimicMotion 1.1: 72).",
     )
     tile_overlap: int = Field(default=6, strict=True, ge=1, le=127, description="Frames shared by consecutive tiles.")
@@ -37,7 +44,10 @@ class JobParams(BaseModel):
         "tuned for SVD, which keeps quality at fewer steps, e.g. 10 instead of 25).",
     )
     guidance_scale: float = Field(
-        default=2.0, strict=True, ge=0.0, le=20.0,
+        default=2.0,
+        strict=True,
+        ge=0.0,
+        le=20.0,
         description="Classifier-free guidance; <= 1 skips the unconditional pass.",
     )
     noise_aug_strength: float = Field(
@@ -68,14 +78,14 @@ def with_seed(params: "P") -> "P":
     """Return ``params`` with a seed: the given one, or a fresh random one to record."""
     if params.seed is not None:
         return params
-    return params.model_copy(update={"seed": secrets.randbelow(2**32)})
+    return cast("P", params.model_copy(update={"seed": secrets.randbelow(2**32)}))
 
 
 # --- Models: each has its own parameters; a job names its model (DESIGN.md, "Models") ---------------
 
-MIMICMOTION = "mimicmotion-1.1"
-WAN_ANIMATE = "wan2.2-animate"
-DEFAULT_MODEL = MIMICMOTION
+MIMICMOTION: Final = "mimicmotion-1.1"
+WAN_ANIMATE: Final = "wan2.2-animate"
+DEFAULT_MODEL: Final = MIMICMOTION
 ModelName = Literal["mimicmotion-1.1", "wan2.2-animate"]
 
 WAN_DEFAULT_PROMPT = "视频中的人在做动作"  # "the person in the video is doing actions", the original's only prompt
@@ -115,7 +125,8 @@ class WanAnimateParams(BaseModel):
         default=1, description="Frames carried from one segment into the next (5: more consistent, more memory)."
     )
     retarget: bool = Field(
-        default=False, strict=True,
+        default=False,
+        strict=True,
         description="Rescale the driving skeleton's limbs to the reference body before drawing it (the reference's "
         "retargeting; best with front-facing, full-body poses in both).",
     )
@@ -150,7 +161,7 @@ class WanAnimateParams(BaseModel):
 
 ModelParams = JobParams | WanAnimateParams
 MODEL_NAMES: tuple[str, ...] = (MIMICMOTION, WAN_ANIMATE)
-P = TypeVar("P", JobParams, WanAnimateParams)
+P = TypeVar("P", bound=JobParams | WanAnimateParams)
 PARAMS_BY_MODEL: dict[str, type[JobParams] | type[WanAnimateParams]] = {
     MIMICMOTION: JobParams,
     WAN_ANIMATE: WanAnimateParams,

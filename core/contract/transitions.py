@@ -6,9 +6,7 @@ from core.errors import MimicMotionError
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.queued: frozenset({JobStatus.running, JobStatus.canceled, JobStatus.failed}),
     # running -> queued: a lost worker's job is handed back to the queue for another attempt.
-    JobStatus.running: frozenset(
-        {JobStatus.succeeded, JobStatus.failed, JobStatus.canceled, JobStatus.queued}
-    ),
+    JobStatus.running: frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled, JobStatus.queued}),
     JobStatus.succeeded: frozenset(),
     JobStatus.failed: frozenset(),
     JobStatus.canceled: frozenset(),

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.contract.params import JobParams
+from core.contract.params import ModelParams
 from core.contract.records import job_files_prefix
 from core.errors import StorageError
 from core.models.files import resolve_model_files
@@ -45,7 +45,6 @@ def checkpoint_prefix(job_id: str) -> str:
 
 def denoise_checkpoint_key(job_id: str) -> str:
     return f"{checkpoint_prefix(job_id)}denoise.pt"
-
 
 
 @functools.cache
@@ -77,7 +76,7 @@ def tensor_sha256(tensor: torch.Tensor) -> str:
 
 
 def job_fingerprint(
-    params: JobParams, *, model_files: Mapping[str, str], inputs: Mapping[str, str], dtype: str,
+    params: ModelParams, *, model_files: Mapping[str, str], inputs: Mapping[str, str], dtype: str,
     decode_chunk_size: int,
 ) -> str:  # fmt: skip
     """sha256 of a canonical JSON of everything that determines a job's result."""

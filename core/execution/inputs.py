@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.backends.registry import backend_for
 from core.contract.records import Job
 from core.contract.uploads import upload_id_of
 from core.errors import InputTooLargeError, InputUnreachableError, UploadNotFoundError
@@ -17,7 +18,6 @@ from core.network.download import fetch_to_file
 from core.settings import Settings
 from core.storage import MissingObjectError, Storage
 from core.video.decode import DecodedVideo, read_image, read_video_frames
-from core.video.frames import target_size
 
 VIDEO_FILE = "video"  # the name of the driving video's bytes in fetch_job_inputs's folder (the pose cache hashes it)
 
@@ -31,8 +31,10 @@ def fetch_job_inputs(
     _fetch(job, job.image_url, tmp / "image", settings.fetch_max_image_bytes, settings, storage, db, label="image")
     image = read_image(tmp / "image", max_pixels=settings.max_image_pixels)
     _fetch(job, job.video_url, tmp / VIDEO_FILE, settings.fetch_max_video_bytes, settings, storage, db, label="video")
+    sampling = backend_for(job.model).frame_sampling(job.params)
     video = read_video_frames(
-        tmp / VIDEO_FILE, sample_stride=job.params.sample_stride, max_frames=settings.max_video_frames,
+        tmp / VIDEO_FILE, sample_stride=sampling.sample_stride, **_at_rate(sampling.target_fps),
+        max_frames=settings.max_video_frames,
         max_pixels_per_frame=settings.max_video_pixels, max_duration_s=settings.max_video_duration_s,
         max_decoded_bytes=settings.max_decoded_video_bytes, held_bytes_per_frame=_held_bytes_per_frame(job, image),
     )  # fmt: skip
@@ -63,5 +65,10 @@ def _fetch(
 def _held_bytes_per_frame(job: Job, image: np.ndarray) -> int:
     """What a job holds in host memory per driving frame besides the frame itself: its drawn pose and its
     generated frame, each (H_t, W_t, 3) uint8 at the output size (core.animate.Animation)."""
-    height, width = target_size(image.shape[0], image.shape[1], job.params.resolution)
+    height, width = backend_for(job.model).output_size((image.shape[0], image.shape[1]), job.params)
     return 2 * height * width * 3
+
+
+def _at_rate(target_fps: float | None) -> dict[str, float]:
+    # Only models that sample by rate pass it (the decoder's keyword exists since the second model).
+    return {} if target_fps is None else {"target_fps": target_fps}

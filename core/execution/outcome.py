@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import redis
 
-from core.contract.params import JobParams
+from core.contract.params import ModelParams
 from core.contract.records import JobOutput
 from core.contract.transitions import InvalidTransitionError
 from core.errors import JobCanceledError, MimicMotionError
@@ -31,7 +31,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Succeeded(Outcome):
     output: JobOutput
-    params: JobParams  # as run, with the seed actually used
+    params: ModelParams  # as run, with the seed actually used
 
 
 @dataclass(frozen=True)

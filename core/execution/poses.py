@@ -14,20 +14,20 @@ warning, never a failed job.
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 
-from core.animate import PosedInputs, prepare_poses
+from core.backends.base import LoadedModel, ModelDirectory, PreparedConditioning
+from core.backends.registry import backend_for
 from core.contract.records import Job, JobCache
 from core.contract.stages import Stage, StageTimer
 from core.jobs.keys import KeyedRedis
 from core.jobs.pose_cache import PoseCacheStore
-from core.models.files import ModelFiles
 from core.pose.archive import ARCHIVE_FORMAT, PoseArchiveError, pack_poses, unpack_poses
-from core.pose.extract import DRIVING_BATCH_SIZE, PoseEstimator
+from core.pose.extract import DRIVING_BATCH_SIZE
 from core.pose.records import Pose
 from core.pose.wholebody import WholebodyEstimator
 from core.settings import Settings
@@ -39,8 +39,7 @@ logger = logging.getLogger(__name__)
 SHARED_SCOPE = "shared"
 
 
-
-def estimator_identity(files: ModelFiles, estimator: WholebodyEstimator) -> str:
+def estimator_identity(files: ModelDirectory, estimator: WholebodyEstimator) -> str:
     """A digest of what decides the estimator's numbers: both DWPose files' bytes and how they run.
 
     Hashing the files reads them whole (about 330 MB for the released ones): a worker does it once, at start.
@@ -56,7 +55,7 @@ def estimator_identity(files: ModelFiles, estimator: WholebodyEstimator) -> str:
 class JobPoses:
     """The pose stage's result, and what it took from the cache (None: no cache)."""
 
-    posed: PosedInputs
+    posed: PreparedConditioning
     cache: JobCache | None
 
 
@@ -68,7 +67,7 @@ class DrivingPoseCache:
 
     @classmethod
     def for_worker(
-        cls, settings: Settings, db: KeyedRedis, storage: Storage, files: ModelFiles, estimator: WholebodyEstimator
+        cls, settings: Settings, db: KeyedRedis, storage: Storage, files: ModelDirectory, estimator: WholebodyEstimator
     ) -> "DrivingPoseCache | None":
         """The cache a worker uses with these settings; None when ``pose_cache_max_bytes`` is 0 (off)."""
         if settings.pose_cache_max_bytes == 0:
@@ -85,7 +84,8 @@ class DrivingPoseCache:
         num_frames, height, width = video.frames.shape[:3]
         parts = {
             "archive_format": ARCHIVE_FORMAT, "video_sha256": video_sha256,
-            "sample_stride": job.params.sample_stride, "stride": video.stride, "fps": video.info.fps,
+            "sampling": vars(backend_for(job.model).frame_sampling(job.params)), "stride": video.stride,
+            "fps": video.info.fps,
             "num_frames": num_frames, "frame_size": [height, width], "decoder": f"pyav {av.__version__}",
             "estimator": self.estimator_identity,
         }  # fmt: skip
@@ -124,10 +124,10 @@ def prepare_job_poses(
     image: np.ndarray,
     video: DecodedVideo,
     video_file: Path,
-    estimator: PoseEstimator,
+    model: LoadedModel,
     cache: DrivingPoseCache | None,
 ) -> JobPoses:
-    """Stage 2 of a job: ``prepare_poses``, with the driving poses from ``cache`` when it holds them.
+    """Stage 2 of a job: ``model.prepare``, with the driving poses from ``cache`` when it holds them.
 
     ``video_file`` is the driving video's bytes as fetched (hashed for the cache key). ``timings["pose"]``
     covers the whole stage, the cache's reads and writes included.
@@ -138,12 +138,14 @@ def prepare_job_poses(
     timer = StageTimer()
     with timer.stage(Stage.pose):
         if cache is None:
-            posed, use = prepare_poses(image, video.frames, job.params, estimator), None
+            posed, use = model.prepare(image, video.frames, job.params), None
         else:
             name = cache.entry_name(job, video, file_sha256(video_file))
             cached = cache.lookup(name, num_frames=video.frames.shape[0])
-            posed = prepare_poses(image, video.frames, job.params, estimator, driving_poses=cached)
+            posed = model.prepare(image, video.frames, job.params, driving_poses=cached)
             if cached is None:
                 cache.save(name, posed.driving_poses)
             use = JobCache(driving_pose="hit" if cached is not None else "miss")
-    return JobPoses(replace(posed, timings=timer.timings), use)
+    posed.timings.clear()  # the stage's whole time, the cache's reads and writes included
+    posed.timings.update(timer.timings)
+    return JobPoses(posed, use)

@@ -100,9 +100,7 @@ class EarlyPoseVideo:
     """The pose video encoded and stored on a helper thread as soon as the poses exist; ``result`` gives it
     to the upload stage (which then stores only the result), or None when it could not be stored."""
 
-    def __init__(
-        self, storage: Storage, store: JobStore, job_id: str, worker: str, key: str, path: Path
-    ) -> None:
+    def __init__(self, storage: Storage, store: JobStore, job_id: str, worker: str, key: str, path: Path) -> None:
         self.storage, self.store, self.job_id, self.worker = storage, store, job_id, worker
         self.key, self.path = key, path
         self._stored: StoredObject | None = None

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.contract.params import JobParams
+from core.contract.params import ModelParams
 from core.contract.records import JobOutput, job_files_prefix
 from core.execution.upload import ResultFile
 from core.storage import StoredObject
@@ -17,8 +17,8 @@ class GeneratedFrames:
     """What the GPU stages hand to encoding and upload."""
 
     frames: np.ndarray  # (N, H, W, 3) uint8, one per sampled driving frame
-    pose_frames: np.ndarray  # (N + 1, H, W, 3) uint8, the reference image's own pose first
-    params: JobParams  # as run, with the seed actually used
+    pose_frames: np.ndarray  # (N, H, W, 3) uint8, the drawn pose of each output frame
+    params: ModelParams  # as run, with the seed actually used
 
 
 def result_prefix(job_id: str, attempt: int) -> str:
@@ -38,7 +38,7 @@ def encode_results(generated: GeneratedFrames, prefix: str, tmp: Path, *, with_p
     write_mp4(generated.frames, tmp / "output.mp4", fps)
     files = [ResultFile(f"{prefix}output.mp4", tmp / "output.mp4", "video/mp4")]
     if with_pose:
-        write_mp4(generated.pose_frames[1:], tmp / "pose.mp4", fps)
+        write_mp4(generated.pose_frames, tmp / "pose.mp4", fps)
         files.insert(0, ResultFile(f"{prefix}pose.mp4", tmp / "pose.mp4", "video/mp4"))
     return files
 

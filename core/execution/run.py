@@ -20,8 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-from core.animate import Animator
-from core.contract.params import JobParams, with_seed
+from core.backends.base import GenerationHooks, LoadedModel
+from core.contract.params import ModelParams, with_seed
 from core.contract.records import Job, utc_now
 from core.contract.stages import Stage, StageTimer
 from core.errors import JobNotFoundError
@@ -65,7 +65,7 @@ class RunDeps:
 
     store: JobStore
     storage: Storage
-    animator: Callable[[], Animator]  # the process's loaded models (loaded once, at worker start)
+    animator: Callable[[], LoadedModel]  # the process's loaded model (loaded once, at worker start)
     settings: Settings  # the lease is settings.lease_s
     worker: str
     clock: Callable[[], float] = time.monotonic
@@ -166,13 +166,11 @@ class _JobRun:
         self.checkpoints: DenoisingCheckpoints | None = None  # made once the inputs are known, if on
 
     def generate(self) -> GeneratedFrames:
-        """Stages 1-5, on the GPU: the inputs, their poses, the conditioning, denoising and VAE decoding."""
+        """Stages 1-5, on the GPU: the inputs, their poses, and the model's conditioning, denoising and decoding."""
         job, settings, progress, timer = self.job, self.deps.settings, self.progress, self.timer
         progress.check_deadline()  # a job that waited in the queue past its deadline never starts
         self.events.record(job, "job.started")
-        animator = self.deps.animator()
-        pipeline = animator.pipeline
-        on_device = pipeline.synchronize  # a model stage's queued device work ends inside it
+        model = self.deps.animator()
         # 1. Fetch and decode the inputs (refused addresses, caps and bad media fail the job here),
         #    unless the worker prepared them, poses too, while the previous job denoised.
         progress.start(Stage.fetching)
@@ -183,54 +181,33 @@ class _JobRun:
             else:
                 deps = self.deps
                 image, video = fetch_job_inputs(job, settings, self.tmp, storage=deps.storage, db=deps.store.db)
-        # 2. Poses: the reference resized and cropped, every frame's pose extracted (or the driving frames'
-        #    taken from the pose cache), aligned and drawn
+        # 2. Poses: the reference fitted to the output, every frame's pose extracted (or the driving frames'
+        #    taken from the pose cache) and drawn, and whatever else the model conditions on
         progress.start(Stage.pose)
-        poses = prepared.poses if prepared else self.prepare_poses(image, video, animator)
+        poses = prepared.poses if prepared else self.prepare_poses(image, video, model)
         posed = poses.posed
         timer.timings.update(posed.timings)  # timed where it ran: here, or ahead in the prefetch
         if poses.cache is not None:
             self.deps.store.update_running(job.id, self.deps.worker, cache=poses.cache)
-        self.pose_video.start(posed.pose_frames[1:], job.params.fps)  # the result's pose video, shown early
-        # 3. Conditioning: CLIP and VAE encoding of the reference, PoseNet on every pose frame, the noise
+        self.pose_video.start(posed.pose_video_frames, job.params.fps)  # the result's pose video, shown early
+        # 3-5. The model's GPU stages: conditioning, denoising (from a previous attempt's checkpoint when there is
+        #    one of this very job), decoding. After each step, on_step stops a job that is no longer ours and
+        #    reports; every checkpoint_interval_s a checkpoint is stored on a helper thread.
         params = with_seed(job.params)  # the seed actually used is recorded with the result
-        assert params.seed is not None
-        progress.start(Stage.conditioning)
-        with timer.stage(Stage.conditioning, synchronize=on_device):
-            state = pipeline.prepare_denoising(
-                posed.reference_image, posed.pose_frames, seed=params.seed,
-                num_inference_steps=params.num_inference_steps, guidance_scale=params.guidance_scale,
-                noise_aug_strength=params.noise_aug_strength, tile_size=params.tile_size,
-                tile_overlap=params.tile_overlap, sigma_schedule=params.sigma_schedule,
-            )  # fmt: skip
-        # 4. Denoising, from a previous attempt's checkpoint when there is one of this very job; after each
-        #    step, on_step stops a job that is no longer ours and reports, and every checkpoint_interval_s
-        #    a checkpoint is stored on a helper thread.
-        checkpoints = self.checkpoints = self._checkpoints(params, image, video.frames, pipeline.models.dtype)
-        steps = params.num_inference_steps
-        resume = checkpoints.load(state.latents.shape, steps) if checkpoints is not None else None
-        if resume is not None:
-            self._record_resume(resume[0], steps)
-        with timer.stage(Stage.denoising, synchronize=on_device):
-            try:
-                latents = pipeline.denoise(
-                    state, on_step=self.on_step, on_estimate=self.previews.on_estimate,
-                    on_latents=checkpoints.on_latents if checkpoints is not None else None, resume=resume,
-                )  # fmt: skip
-            finally:
-                self.previews.stop()  # not waiting: a preview still uploading ends before the final write
-                if checkpoints is not None:
-                    checkpoints.stop()
-        # 5. VAE decoding to uint8 frames, the reference frame dropped
-        progress.start(Stage.decoding)
-        with timer.stage(Stage.decoding, synchronize=on_device):
-            frames = pipeline.decode(latents, decode_chunk_size=settings.decode_chunk_size)
-        return GeneratedFrames(frames, posed.pose_frames, params)
+        if model.supports_checkpoints:
+            self.checkpoints = self._checkpoints(params, image, video.frames, model.dtype)
+        hooks = GenerationHooks(
+            timer=timer, start_stage=progress.start, on_step=self.on_step, on_estimate=self.previews.on_estimate,
+            checkpoints=self.checkpoints, on_resume=self._record_resume, decode_chunk_size=settings.decode_chunk_size,
+        )  # fmt: skip
+        try:
+            frames = model.generate(posed, params, hooks)
+        finally:
+            self.previews.stop()  # not waiting: a preview still uploading ends before the final write
+        return GeneratedFrames(frames, posed.pose_video_frames, params)
 
-    def prepare_poses(self, image: np.ndarray, video: DecodedVideo, animator: Animator) -> JobPoses:
-        return prepare_job_poses(
-            self.job, image, video, self.tmp / VIDEO_FILE, animator.estimator, self.deps.pose_cache
-        )
+    def prepare_poses(self, image: np.ndarray, video: DecodedVideo, model: LoadedModel) -> JobPoses:
+        return prepare_job_poses(self.job, image, video, self.tmp / VIDEO_FILE, model, self.deps.pose_cache)
 
     def store(self, generated: GeneratedFrames) -> Succeeded:
         """Stages 6-7, CPU and I/O: encode the result and its pose video, then upload both."""
@@ -252,7 +229,7 @@ class _JobRun:
         return Succeeded(job_output(generated, pose, video), generated.params)
 
     def _checkpoints(
-        self, params: JobParams, image: np.ndarray, frames: np.ndarray, dtype: object
+        self, params: ModelParams, image: np.ndarray, frames: np.ndarray, dtype: object
     ) -> DenoisingCheckpoints | None:
         """The job's checkpoints, with the fingerprint of what determines its result; None when turned off."""
         settings = self.deps.settings

@@ -185,4 +185,3 @@ def _post(delivery: Delivery, deps: WebhookDeps) -> _Outcome:
             response.close()  # the body is not read: only the status counts
             return outcome(status_code=response.status_code)
     return outcome(error=error)
-

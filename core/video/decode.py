@@ -329,9 +329,7 @@ def _check_sample(
     _check_frame_size(frame.width, frame.height, limits.max_pixels_per_frame, name)
     if frames.count and (frame.height, frame.width) != frames.frame_shape:
         height, width = frames.frame_shape
-        raise NotAVideoError(
-            f"{name} changes frame size mid-stream ({width}x{height} to {frame.width}x{frame.height})"
-        )
+        raise NotAVideoError(f"{name} changes frame size mid-stream ({width}x{height} to {frame.width}x{frame.height})")
     if limits.max_frames is not None and frames.count >= limits.max_frames:
         _check_num_samples(frames.count + 1, limits.max_frames, num_decoded + 1, stride, name, at_least=True)
     limits.check_bytes(frames.count + 1, frame.width, frame.height, stride, name, at_least=True)
