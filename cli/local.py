@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cli.params import job_params_from_args
 from cli.progress import progress_bar
+from core.contract.params import DEFAULT_MODEL, JobParams, with_seed
 from core.errors import ModelFilesError
 from core.models.files import ModelFiles, resolve_model_files
 from core.settings import Settings
@@ -14,37 +15,52 @@ from core.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def make_tiny_model_command(directory: Path, *, seed: int) -> None:
-    from core.models.tiny import make_tiny_model
+def make_tiny_model_command(directory: Path, *, seed: int, model: str = DEFAULT_MODEL) -> None:
+    from core.backends.registry import backend_for
 
-    make_tiny_model(directory, seed=seed)
-    print(f"tiny model written to {directory}")
+    backend_for(model).make_tiny_model(directory, seed=seed)
+    print(f"tiny {model} model written to {directory}")
 
 
 def animate_command(args: argparse.Namespace, settings: Settings) -> None:
-    from core.animate import animate, load_animator
+    """The worker's stages on one machine, for any model: poses, the model's GPU stages, the video written."""
+    from core.backends.base import GenerationHooks, LoadOptions
+    from core.backends.registry import backend_for
+    from core.contract.stages import StageTimer
     from core.video.decode import read_image, read_video_frames
     from core.video.encode import write_frames
+    from worker.models_cache import performance_options
 
-    params = job_params_from_args(args)
-    files = _model_files(args, settings)
+    model_name = args.model or DEFAULT_MODEL
+    backend = backend_for(model_name)
+    params = with_seed(job_params_from_args(args, model_name))
+    files = backend.resolve_files(_model_dir(args, settings))
     started = time.perf_counter()
     image = read_image(args.image)
-    video = read_video_frames(args.video, sample_stride=params.sample_stride)
+    sampling = backend.frame_sampling(params)
+    at_rate = {} if sampling.target_fps is None else {"target_fps": sampling.target_fps}
+    video = read_video_frames(args.video, sample_stride=sampling.sample_stride, **at_rate)
     read_s = time.perf_counter() - started
-    animator = load_animator(files, device=args.device or settings.device, dtype=args.dtype or settings.dtype)
+    options = LoadOptions(
+        device=args.device or settings.device, dtype=args.dtype or settings.dtype,
+        performance=performance_options(settings),
+    )  # fmt: skip
+    model = backend.load(files, options)
+    prepared = model.prepare(image, video.frames, params)
+    timer = StageTimer(synchronize=model.synchronize)
     with progress_bar(params.num_inference_steps, "denoising") as on_step:
-        animation = animate(
-            image, video.frames, params, animator, decode_chunk_size=settings.decode_chunk_size, on_step=on_step
+        hooks = GenerationHooks(
+            timer=timer, start_stage=lambda stage: None, on_step=on_step, decode_chunk_size=settings.decode_chunk_size
         )
+        frames = model.generate(prepared, params, hooks)
     encode_started = time.perf_counter()
-    write_frames(animation.frames, args.out, fps=params.fps)
+    write_frames(frames, args.out, fps=params.fps)
     if args.pose_out is not None:
-        write_frames(animation.pose_frames, args.pose_out, fps=params.fps)
-    timings = {"read": read_s, **animation.timings, "write": time.perf_counter() - encode_started}
-    num_frames, height, width = animation.frames.shape[:3]
+        write_frames(prepared.pose_video_frames, args.pose_out, fps=params.fps)
+    timings = {"read": read_s, **prepared.timings, **timer.timings, "write": time.perf_counter() - encode_started}
+    num_frames, height, width = frames.shape[:3]
     print(
-        f"{num_frames} frames at {width}x{height}, seed {animation.params.seed} -> {args.out} "
+        f"{num_frames} frames at {width}x{height}, seed {params.seed}, {model_name} -> {args.out} "
         f"({', '.join(f'{stage} {seconds:.1f} s' for stage, seconds in timings.items())})"
     )
 
@@ -56,7 +72,8 @@ def pose_command(args: argparse.Namespace, settings: Settings) -> None:
     from core.video.encode import write_frames
     from core.video.frames import prepare_reference_image
 
-    params = job_params_from_args(args)
+    params = job_params_from_args(args, DEFAULT_MODEL)
+    assert isinstance(params, JobParams)
     files = _model_files(args, settings)
     started = time.perf_counter()
     reference_image = prepare_reference_image(read_image(args.image), params.resolution)
@@ -72,11 +89,15 @@ def pose_command(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def _model_files(args: argparse.Namespace, settings: Settings) -> ModelFiles:
+def _model_dir(args: argparse.Namespace, settings: Settings) -> Path:
     model_dir = args.model_dir or settings.model_dir
     if model_dir is None:
         raise ModelFilesError(
             "no model directory: pass --model-dir or set MIMICMOTION_MODEL_DIR "
             "(`mimicmotion make-tiny-model DIR` writes a tiny one for trying things out)"
         )
-    return resolve_model_files(model_dir)
+    return Path(model_dir)
+
+
+def _model_files(args: argparse.Namespace, settings: Settings) -> ModelFiles:
+    return resolve_model_files(_model_dir(args, settings))

@@ -15,8 +15,9 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from cli.params import add_job_param_flags
+from cli.params import add_job_param_flags, add_model_flag
 from cli.train import add_training_commands, run_training_command
+from core.contract.params import DEFAULT_MODEL, MODEL_NAMES
 from core.errors import ConfigurationError, MimicMotionError
 from core.log_format import configure_logging
 from core.settings import Settings, get_settings
@@ -30,13 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = commands.add_parser("make-tiny-model", help="Write a tiny random model directory (tests, CPU demos).")
     tiny.add_argument("directory", type=Path)
     tiny.add_argument("--seed", type=int, default=0, help="Weight seed (default: 0).")
+    add_model_flag(tiny)
 
     animate = commands.add_parser("animate", help="Animate the person in --image along --video, locally.")
     _add_input_flags(animate)
     animate.add_argument(
         "--out", type=Path, required=True, help="Output: a .mp4 file (H.264), or a PNG frame directory."
     )
-    animate.add_argument("--pose-out", type=Path, default=None, help="Also write the drawn pose frames here.")
+    animate.add_argument(
+        "--pose-out", type=Path, default=None, help="Also write the drawn pose of each output frame here."
+    )
+    add_model_flag(animate)
     animate.add_argument(
         "--dtype",
         choices=("auto", "float32", "float16", "bfloat16"),
@@ -50,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_input_flags(pose)
     pose.add_argument("--out", type=Path, required=True, help="Output: a PNG directory, or a .mp4 file.")
-    add_job_param_flags(pose, only=("resolution", "sample_stride", "fps"))
+    add_job_param_flags(pose, only=("resolution", "sample_stride", "fps"), models=(DEFAULT_MODEL,))
     _add_service_commands(commands)
     add_training_commands(commands)
     return parser
@@ -67,6 +72,11 @@ def _add_service_commands(commands: "argparse._SubParsersAction[argparse.Argumen
     )
     worker.add_argument("--name", default=None, help="Celery node name (default: gpuN@host or workerPID@host).")
     worker.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="Device (default: settings).")
+    worker.add_argument(
+        "--model", choices=MODEL_NAMES, default=None,
+        help="The model this process serves, from MIMICMOTION_MODEL_DIR (default: MIMICMOTION_WORKER_MODEL); it "
+        "consumes that model's queue unless MIMICMOTION_WORKER_QUEUES says otherwise.",
+    )  # fmt: skip
     worker.add_argument("--gpu", type=int, default=None, help=argparse.SUPPRESS)  # set by --gpus for its children
 
     webhook_worker = commands.add_parser(
@@ -99,6 +109,7 @@ def _add_client_commands(commands: "argparse._SubParsersAction[argparse.Argument
     # Accepted for older scripts: progress now follows the job's event stream instead of polling.
     submit.add_argument("--poll-s", type=float, default=None, help=argparse.SUPPRESS)
     _add_gateway_flags(submit)
+    add_model_flag(submit)
     add_job_param_flags(submit)
 
     download = commands.add_parser("download", help="Download a succeeded job's result video.")
@@ -162,7 +173,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from cli import local
 
         if args.command == "make-tiny-model":
-            local.make_tiny_model_command(args.directory, seed=args.seed)
+            local.make_tiny_model_command(args.directory, seed=args.seed, model=args.model or DEFAULT_MODEL)
         elif args.command == "animate":
             local.animate_command(args, settings)
         else:

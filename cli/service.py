@@ -24,6 +24,11 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def worker_command(args: argparse.Namespace, settings: Settings) -> int:
     """One worker on the configured device, or with ``--gpus 0,1`` one pinned child process per GPU."""
+    if args.model:
+        # As if MIMICMOTION_WORKER_MODEL were set: the default queues follow the model, and --gpus children
+        # inherit it with the rest of the environment.
+        os.environ["MIMICMOTION_WORKER_MODEL"] = args.model
+        settings = Settings()
     if args.gpus:
         from worker.main import supervise_gpus
 
