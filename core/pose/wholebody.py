@@ -38,6 +38,7 @@ LEFT_SHOULDER, RIGHT_SHOULDER = 5, 6
 FACE = slice(24, 92)  # 68 points, post-insert indices
 LEFT_HAND = slice(92, 113)  # 21 points
 RIGHT_HAND = slice(113, 134)  # 21 points
+FEET = slice(18, 24)  # 6 points, raw 17..22 (toes and heels), post-insert indices
 
 
 @dataclass(frozen=True)
@@ -165,4 +166,6 @@ def to_pose(keypoints: np.ndarray, scores: np.ndarray, image_hw: tuple[int, int]
         face_scores=point_scores[:, FACE].copy(),
         hands=np.concatenate([points[:, LEFT_HAND], points[:, RIGHT_HAND]]),  # all left, then all right
         hand_scores=np.concatenate([point_scores[:, LEFT_HAND], point_scores[:, RIGHT_HAND]]),
+        feet=points[:, FEET].copy(),
+        feet_scores=point_scores[:, FEET].copy(),
     )
