@@ -117,3 +117,19 @@ def test_the_tiny_directory_resolves_and_names_the_published_classes(animator: W
     ):
         assert name in index
     assert resolve_wan_files(root).is_tiny
+
+
+def test_prepare_wan_inputs_with_tiny_dwpose_gives_the_pipeline_its_inputs(animator: WanAnimator) -> None:
+    from core.backends.wan_animate.inputs import prepare_wan_inputs
+    from tests.support import media
+
+    frames = media.moving_person_frames(3)  # (3, 144, 176, 3)
+    params = WanAnimateParams(resolution="480p", seed=0)
+    inputs = prepare_wan_inputs(frames[0], frames, params, animator.estimator)
+    # sqrt(399360 * 144 / 176) = 571.6 -> 560; 399360 / 571.6 = 698.6 -> 688
+    assert inputs.reference_image.shape == (560, 688, 3)
+    assert inputs.pose_frames.shape == (3, 560, 688, 3) and inputs.pose_frames.any()
+    assert inputs.face_frames.shape == (3, 512, 512, 3)
+    assert len(inputs.driving_poses) == 3 and set(inputs.timings) == {"pose"}
+    again = prepare_wan_inputs(frames[0], frames, params, animator.estimator, driving_poses=inputs.driving_poses)
+    assert np.array_equal(again.pose_frames, inputs.pose_frames)
