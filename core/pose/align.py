@@ -82,6 +82,8 @@ def align_pose(pose: Pose, alignment: PoseAlignment) -> Pose:
         face_scores=pose.face_scores,
         hands=pose.hands * scale + offset,
         hand_scores=pose.hand_scores,
+        feet=None if pose.feet is None else pose.feet * scale + offset,
+        feet_scores=pose.feet_scores,
     )
 
 

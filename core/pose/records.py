@@ -22,6 +22,11 @@ class Pose:
         face_scores: (P, 68) float.
         hands: (2P, 21, 2) float, all left hands first, then all right hands (the original's order).
         hand_scores: (2P, 21) float.
+        feet: (P, 6, 2) float or None: COCO-WholeBody's raw points 17..22 (left big toe, left small toe,
+            left heel, right big toe, right small toe, right heel), which OpenPose-18 drops. MimicMotion
+            never draws them; Wan-Animate's skeleton has toes (wan-animate-reference §3). None for poses
+            made before they were kept (e.g. the training pose store).
+        feet_scores: (P, 6) float or None, with ``feet``.
     """
 
     body: np.ndarray
@@ -30,6 +35,8 @@ class Pose:
     face_scores: np.ndarray
     hands: np.ndarray
     hand_scores: np.ndarray
+    feet: np.ndarray | None = None
+    feet_scores: np.ndarray | None = None
 
     @property
     def num_persons(self) -> int:

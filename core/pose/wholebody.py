@@ -7,12 +7,13 @@ the number of persons in a frame, N the number of crops in a batch.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
 
 from core.errors import ModelFilesError
-from core.models.files import ModelFiles
 from core.pose.detector import DETECTOR_SPEC, PersonDetector
 from core.pose.keypoints import PIXEL_MEAN, PIXEL_STD, crop_person, crop_to_image, decode_simcc
 from core.pose.onnx_session import SessionSpec, TensorSpec, create_batched_session
@@ -38,6 +39,17 @@ LEFT_SHOULDER, RIGHT_SHOULDER = 5, 6
 FACE = slice(24, 92)  # 68 points, post-insert indices
 LEFT_HAND = slice(92, 113)  # 21 points
 RIGHT_HAND = slice(113, 134)  # 21 points
+FEET = slice(18, 24)  # 6 points, raw 17..22 (toes and heels), post-insert indices
+
+
+class DWPoseFiles(Protocol):
+    """Where a model directory keeps the two DWPose files (``ModelFiles``, ``WanModelFiles``)."""
+
+    @property
+    def detector(self) -> Path: ...
+
+    @property
+    def pose_model(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,7 @@ class WholebodyEstimator:
         self.batch_size = POSE_BATCH_SIZE if not isinstance(batch, int) else 1
 
     @classmethod
-    def from_model_files(cls, files: ModelFiles, device: str = "auto") -> "WholebodyEstimator":
+    def from_model_files(cls, files: DWPoseFiles, device: str = "auto") -> "WholebodyEstimator":
         """Build from the model directory's DWPose files; sessions are shared within the process.
 
         Both files run batched where their dynamic-batch copy matches them (``create_batched_session``).
@@ -165,4 +177,6 @@ def to_pose(keypoints: np.ndarray, scores: np.ndarray, image_hw: tuple[int, int]
         face_scores=point_scores[:, FACE].copy(),
         hands=np.concatenate([points[:, LEFT_HAND], points[:, RIGHT_HAND]]),  # all left, then all right
         hand_scores=np.concatenate([point_scores[:, LEFT_HAND], point_scores[:, RIGHT_HAND]]),
+        feet=points[:, FEET].copy(),
+        feet_scores=point_scores[:, FEET].copy(),
     )

@@ -7,7 +7,6 @@ No torch here.
 
 import io
 import logging
-import math
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from core.errors import InputTooLargeError, NotAnImageError, NotAVideoError
 from core.video.image_modes import check_image_mode, image_to_rgb
+from core.video.sampling import RateSampling, StrideSampling
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +56,18 @@ class VideoInfo:
 class DecodedVideo:
     """Sampled frames of a video.
 
-    ``frames``: (N, h, w, 3) uint8 RGB, the decoded frames 0, stride, 2*stride, ...;
+    ``frames``: (N, h, w, 3) uint8 RGB, the decoded frames 0, stride, 2*stride, ... (or, with ``target_fps``,
+    the frames ``rate_frame_indices`` picks);
     ``info``: the stream, with ``num_frames`` the number of frames decoded (before sampling);
-    ``stride``: the sampling step actually used (``frame_stride(sample_stride, info.fps)``).
+    ``stride``: the sampling step actually used (``frame_stride(sample_stride, info.fps)``); 1 when sampled at
+    a rate, where no step applies and ``target_fps`` with ``info`` decides the frames;
+    ``target_fps``: the rate sampled at, None for stride sampling.
     """
 
     frames: np.ndarray
     info: VideoInfo
     stride: int
+    target_fps: float | None = None
 
 
 def read_image(source: Path | bytes, *, max_pixels: int = 40_000_000) -> np.ndarray:
@@ -163,17 +167,23 @@ def probe_video(source: Path) -> VideoInfo:
 def read_video_frames(
     source: Path,
     *,
-    sample_stride: int,
+    sample_stride: int = 1,
     max_frames: int | None = None,
     max_pixels_per_frame: int = 4096 * 4096,
     max_duration_s: float | None = None,
     max_decoded_bytes: int | None = None,
     held_bytes_per_frame: int = 0,
+    target_fps: float | None = None,
 ) -> DecodedVideo:
-    """Decode a video sequentially and keep every ``frame_stride(sample_stride, fps)``-th frame.
+    """Decode a video sequentially and keep every ``frame_stride(sample_stride, fps)``-th frame, or, with
+    ``target_fps``, the frames that sample it at that rate.
 
     Matches the original's decord read (reference §7 step 3): frames 0, stride, 2*stride, ... in RGB
-    at native resolution. Like decord, rotation metadata (phone videos) is ignored: frames come out as
+    at native resolution. With ``target_fps`` it matches Wan-Animate's (wan-animate-reference §3, "Frame
+    sampling", ``rate_frame_indices``), counting the frames decoded rather than the container's count (the
+    reference's 10 % check against the timestamps only matters where the two disagree); a stream without a
+    frame rate keeps every frame. A frame can be kept more than once when ``target_fps`` exceeds the
+    source rate; it is converted once. Like decord, rotation metadata (phone videos) is ignored: frames come out as
     stored. A file that breaks off part-way (truncated upload, corrupt packet) keeps the frames decoded
     before the break, with a warning in the log; no frame at all is an error.
 
@@ -181,9 +191,10 @@ def read_video_frames(
     converted, and nothing is copied at the end. ``max_decoded_bytes`` bounds that array
     (samples x width x height x 3) plus ``held_bytes_per_frame`` per sample (what the caller will hold
     for each, e.g. the pipeline's pose and output frames): a few kilobytes of flat frames can decode
-    to gigabytes (issue 19).
+    to gigabytes (issue 19). The limits count samples, with either sampling.
 
     Raises:
+        ValueError: both ``target_fps`` and a ``sample_stride`` other than 1.
         NotAVideoError: unreadable, corrupt, audio-only, no video stream, or zero frames decoded.
         InputTooLargeError: frames over ``max_pixels_per_frame``, more than ``max_frames`` samples, longer
             than ``max_duration_s``, or samples over ``max_decoded_bytes`` (each by its header, and again
@@ -193,33 +204,74 @@ def read_video_frames(
     with _open_video(source, name) as container:
         stream = _video_stream(container, name)
         probed = _stream_info(container, stream)
-        stride = frame_stride(sample_stride, probed.fps)
+        sampling = _sampling(sample_stride, target_fps, probed.fps, name)
         # 1. Refuse from the metadata before decoding, when the metadata already says too much.
         _check_frame_size(probed.width, probed.height, max_pixels_per_frame, name)
         if max_duration_s is not None:
             _check_duration(probed.duration_s, max_duration_s, name)
         if max_frames is not None and stream.frames > 0:
-            _check_num_samples(math.ceil(stream.frames / stride), max_frames, stream.frames, stride, name)
-        expected_samples = math.ceil(probed.num_frames / stride) if probed.num_frames > 0 else 0
+            _check_num_samples(sampling.num_samples(stream.frames), max_frames, stream.frames, sampling, name)
+        expected_samples = sampling.num_samples(probed.num_frames) if probed.num_frames > 0 else 0
         limits = _SampleLimits(
             max_frames, max_pixels_per_frame, max_duration_s, max_decoded_bytes, held_bytes_per_frame
         )
         if expected_samples:
-            limits.check_bytes(expected_samples, probed.width, probed.height, stride, name)
-        # 2. Decode everything, keep every stride-th frame.
+            limits.check_bytes(expected_samples, probed.width, probed.height, sampling, name)
+        # 2. Decode everything, keep the sampled frames.
         stream.thread_type = "AUTO"
         most = limits.max_samples(probed.width, probed.height)
-        frames = _SampledFrames(most if most is not None else expected_samples + 1)
-        num_decoded, is_complete = _decode_sampled(container, stream, stride, frames, limits, name, probed.fps)
+        frames = _SampledFrames((most if most is not None else expected_samples + 1) + sampling.overshoot)
+        num_decoded, is_complete, last = _decode_sampled(container, stream, sampling, frames, limits, name, probed.fps)
+        if frames.count == 0 and last is None:
+            raise NotAVideoError(f"{name} has a video stream but no frame could be decoded (zero frames)")
+        # 3. Rate sampling: cut the surplus, or repeat the last frame for the samples clipped onto it.
+        if isinstance(sampling, RateSampling):
+            _finish_rate_sampling(frames, sampling.num_samples(num_decoded), last, limits, num_decoded, sampling, name)
     if frames.count == 0:
-        raise NotAVideoError(f"{name} has a video stream but no frame could be decoded (zero frames)")
+        raise NotAVideoError(
+            f"{name} is too short to give one frame {sampling.description} ({num_decoded} frames at {probed.fps:g} fps)"
+        )
     height, width = frames.frame_shape
     # 3. A video cut short lasts as long as the frames it gave, not as long as its header claims.
     duration_s = probed.duration_s
     if (not is_complete or duration_s <= 0) and probed.fps > 0:
         duration_s = num_decoded / probed.fps
     info = VideoInfo(width, height, probed.fps, num_decoded, duration_s, probed.codec)
-    return DecodedVideo(frames=frames.array(), info=info, stride=stride)
+    stride = sampling.stride if isinstance(sampling, StrideSampling) else 1
+    return DecodedVideo(frames=frames.array(), info=info, stride=stride, target_fps=target_fps)
+
+
+def _sampling(sample_stride: int, target_fps: float | None, fps: float, name: str) -> StrideSampling | RateSampling:
+    if target_fps is None:
+        return StrideSampling(frame_stride(sample_stride, fps))
+    if sample_stride != 1:
+        raise ValueError(f"sample either at a stride or at a rate: sample_stride {sample_stride} with target_fps")
+    if target_fps <= 0:
+        raise ValueError(f"target_fps must be positive, got {target_fps}")
+    if fps <= 0:
+        logger.warning("%s has no frame rate; keeping every frame instead of sampling at %g fps", name, target_fps)
+        return StrideSampling(1)
+    return RateSampling(fps, target_fps)
+
+
+def _finish_rate_sampling(
+    frames: "_SampledFrames",
+    num_samples: int,
+    last: "av.VideoFrame | None",
+    limits: "_SampleLimits",
+    num_decoded: int,
+    sampling: RateSampling,
+    name: str,
+) -> None:
+    if limits.max_frames is not None:
+        _check_num_samples(num_samples, limits.max_frames, num_decoded, sampling, name)
+    if frames.count > num_samples:
+        frames.truncate(num_samples)
+    elif frames.count < num_samples and last is not None:
+        limits.check_bytes(num_samples, last.width, last.height, sampling, name)
+        pixels = last.to_ndarray(format="rgb24")
+        while frames.count < num_samples:
+            frames.append(pixels)
 
 
 @dataclass(frozen=True)
@@ -239,7 +291,14 @@ class _SampleLimits:
         return min(caps) if caps else None
 
     def check_bytes(
-        self, num_samples: int, width: int, height: int, stride: int, name: str, *, at_least: bool = False
+        self,
+        num_samples: int,
+        width: int,
+        height: int,
+        sampling: StrideSampling | RateSampling,
+        name: str,
+        *,
+        at_least: bool = False,
     ) -> None:
         if self.max_decoded_bytes is None:
             return
@@ -248,9 +307,9 @@ class _SampleLimits:
             more = "at least " if at_least else ""
             held = " with what the job holds for each" if self.held_bytes_per_frame else ""
             raise InputTooLargeError(
-                f"{name} gives {more}{num_samples} frames of {width}x{height} at a frame stride of {stride}, "
+                f"{name} gives {more}{num_samples} frames of {width}x{height} {sampling.description}, "
                 f"{more}{size / 2**20:,.0f} MiB decoded{held}, more than the limit of "
-                f"{self.max_decoded_bytes / 2**20:,.0f} MiB; use a shorter or smaller video, or a larger sample_stride"
+                f"{self.max_decoded_bytes / 2**20:,.0f} MiB; use a shorter or smaller video, or {sampling.remedy}"
             )
 
 
@@ -287,52 +346,69 @@ class _SampledFrames:
         assert self._array is not None
         return self._array[: self.count]
 
+    def truncate(self, count: int) -> None:
+        self.count = min(self.count, count)
+
 
 def _decode_sampled(
     container: av.container.InputContainer,
     stream: av.VideoStream,
-    stride: int,
+    sampling: StrideSampling | RateSampling,
     frames: _SampledFrames,
     limits: _SampleLimits,
     name: str,
     fps: float = 0.0,
-) -> tuple[int, bool]:
-    """Decode in order into ``frames``; return the number of frames decoded and whether the stream
-    decoded to its end."""
+) -> tuple[int, bool, av.VideoFrame | None]:
+    """Decode in order into ``frames``; return the number of frames decoded, whether the stream
+    decoded to its end, and the last frame decoded (rate sampling may repeat it)."""
     num_decoded = 0
+    last = None
     try:
         for frame in container.decode(stream):
             # A header can understate the length (or give none): the frames' own clock decides too.
             if limits.max_duration_s is not None:
                 elapsed_s = frame.time if frame.time is not None else (num_decoded / fps if fps > 0 else 0.0)
                 _check_duration(elapsed_s, limits.max_duration_s, name, at_least=True)
-            if num_decoded % stride == 0:
-                _check_sample(frame, frames, limits, num_decoded, stride, name)
-                frames.append(frame.to_ndarray(format="rgb24"))
+            copies = sampling.copies(num_decoded)
+            if copies:
+                _check_sample(frame, frames, limits, num_decoded, sampling, name, copies)
+                pixels = frame.to_ndarray(format="rgb24")
+                for _ in range(copies):
+                    frames.append(pixels)
+            last = frame
             num_decoded += 1
     except (av.error.FFmpegError, ValueError) as exc:
         # Keep what decoded before the break; the caller refuses zero frames.
         logger.warning("%s: decoding stopped after %d frames: %s", name, num_decoded, exc)
-        return num_decoded, False
+        return num_decoded, False, last
     # A file cut at a packet boundary ends without an error, but short of the count in its header.
     if 0 < num_decoded < stream.frames:
         logger.warning("%s: decoding stopped after %d of %d frames", name, num_decoded, stream.frames)
-        return num_decoded, False
-    return num_decoded, True
+        return num_decoded, False, last
+    return num_decoded, True, last
 
 
 def _check_sample(
-    frame: av.VideoFrame, frames: _SampledFrames, limits: _SampleLimits, num_decoded: int, stride: int, name: str
+    frame: av.VideoFrame,
+    frames: _SampledFrames,
+    limits: _SampleLimits,
+    num_decoded: int,
+    sampling: StrideSampling | RateSampling,
+    name: str,
+    copies: int = 1,
 ) -> None:
-    """The checks on a frame about to be kept, before it is converted."""
+    """The checks on a frame about to be kept ``copies`` times, before it is converted. Rate sampling may
+    keep ``sampling.overshoot`` frames more than its final count while decoding: they are allowed here and
+    checked again once the count is known."""
     # The stream's size can change mid-stream; check every frame we keep.
     _check_frame_size(frame.width, frame.height, limits.max_pixels_per_frame, name)
     if frames.count and (frame.height, frame.width) != frames.frame_shape:
         height, width = frames.frame_shape
         raise NotAVideoError(f"{name} changes frame size mid-stream ({width}x{height} to {frame.width}x{frame.height})")
-    if limits.max_frames is not None and frames.count >= limits.max_frames:
-        _check_num_samples(frames.count + 1, limits.max_frames, num_decoded + 1, stride, name, at_least=True)
-    limits.check_bytes(frames.count + 1, frame.width, frame.height, stride, name, at_least=True)
+    at_least_samples = frames.count + copies - sampling.overshoot
+    if limits.max_frames is not None and at_least_samples > limits.max_frames:
+        _check_num_samples(at_least_samples, limits.max_frames, num_decoded + 1, sampling, name, at_least=True)
+    limits.check_bytes(at_least_samples, frame.width, frame.height, sampling, name, at_least=True)
 
 
 def _open_video(source: Path, name: str) -> av.container.InputContainer:
@@ -389,12 +465,17 @@ def _check_duration(duration_s: float, max_duration_s: float, name: str, *, at_l
 
 
 def _check_num_samples(
-    num_samples: int, max_frames: int, num_frames: int, stride: int, name: str, *, at_least: bool = False
+    num_samples: int,
+    max_frames: int,
+    num_frames: int,
+    sampling: StrideSampling | RateSampling,
+    name: str,
+    *,
+    at_least: bool = False,
 ) -> None:
     if num_samples > max_frames:
         more = "at least " if at_least else ""
         raise InputTooLargeError(
-            f"{name} has {more}{num_frames} frames, which at a frame stride of {stride} gives {more}"
-            f"{num_samples} frames, more than the limit of {max_frames}; use a shorter video or a larger "
-            "sample_stride"
+            f"{name} has {more}{num_frames} frames, which {sampling.description} gives {more}"
+            f"{num_samples} frames, more than the limit of {max_frames}; use a shorter video or {sampling.remedy}"
         )

@@ -124,6 +124,32 @@ def test_read_video_frames_doubles_the_stride_at_60_fps(tmp_path: Path) -> None:
     assert _decoded_indices(video.frames) == [0, 4, 8]
 
 
+def test_read_video_frames_at_a_lower_rate_skips_frames_as_the_wan_reference(tmp_path: Path) -> None:
+    path = media.write_video(tmp_path / "30fps.mp4", _index_frames(10), fps=30)
+
+    video = read_video_frames(path, target_fps=20)
+
+    # int(10 / 30 * 20) = 6 samples; sample k is frame round(1.5 k), half to even (wan-animate-reference §3)
+    assert _decoded_indices(video.frames) == [0, 2, 3, 4, 6, 8]
+    assert (video.stride, video.target_fps, video.info.num_frames) == (1, 20, 10)
+
+
+def test_read_video_frames_at_a_higher_rate_repeats_frames_and_clips_to_the_last(tmp_path: Path) -> None:
+    path = media.write_video(tmp_path / "10fps.mp4", _index_frames(4), fps=10)
+
+    video = read_video_frames(path, target_fps=25, max_frames=10)
+
+    assert _decoded_indices(video.frames) == [0, 0, 1, 1, 2, 2, 2, 3, 3, 3]  # the last one clipped from 4
+    with pytest.raises(InputTooLargeError, match="10 frames, more than the limit of 9"):
+        read_video_frames(path, target_fps=25, max_frames=9)
+
+
+def test_read_video_frames_refuses_a_stride_and_a_rate_together(tmp_path: Path) -> None:
+    path = media.write_video(tmp_path / "30fps.mp4", _index_frames(4), fps=30)
+    with pytest.raises(ValueError, match="stride or at a rate"):
+        read_video_frames(path, sample_stride=2, target_fps=15)
+
+
 def test_read_video_frames_refuses_more_than_max_frames_from_metadata(tmp_path: Path) -> None:
     path = media.write_video(tmp_path / "long.mp4", _index_frames(10), fps=30)
 

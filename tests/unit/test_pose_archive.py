@@ -1,5 +1,6 @@
 """Pose archives: poses back bit for bit (dtype included), and anything else refused as PoseArchiveError."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -29,6 +30,27 @@ def test_unpacked_poses_equal_the_packed_ones_bit_for_bit_with_their_dtypes() ->
         for name in FIELDS:
             expected, actual = getattr(before, name), getattr(after, name)
             assert actual.dtype == expected.dtype and np.array_equal(actual, expected), name
+
+
+def with_feet(pose: Pose, rng: np.random.Generator) -> Pose:
+    p = pose.num_persons
+    return dataclasses.replace(pose, feet=rng.random((p, 6, 2)), feet_scores=rng.random((p, 6)))
+
+
+def test_feet_come_back_bit_for_bit_when_every_pose_has_them() -> None:
+    rng = np.random.default_rng(4)
+    poses = [with_feet(make_pose(p, rng), rng) for p in (1, 2, 0, 1)]
+    unpacked = unpack_poses(pack_poses(poses))
+    for before, after in zip(poses, unpacked, strict=True):
+        for name in (*FIELDS, "feet", "feet_scores"):
+            assert np.array_equal(getattr(after, name), getattr(before, name)), name
+    assert all(pose.feet is None for pose in unpack_poses(pack_poses([make_pose(1, rng)])))  # none stored: none back
+
+
+def test_poses_with_and_without_feet_are_not_packed_together() -> None:
+    rng = np.random.default_rng(5)
+    with pytest.raises(ValueError, match="feet"):
+        pack_poses([with_feet(make_pose(1, rng), rng), make_pose(1, rng)])
 
 
 def test_no_frames_pack_and_unpack_to_no_frames() -> None:

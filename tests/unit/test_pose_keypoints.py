@@ -196,3 +196,13 @@ def test_to_pose_normalises_x_by_width_and_y_by_height() -> None:
     np.testing.assert_array_equal(pose.body[0, 0], [0.5, 0.25])
     np.testing.assert_array_equal(pose.hands[0, 100 - 91], [0.1, 1.0])
     assert pose.body.dtype == np.float64
+
+
+def test_to_pose_keeps_the_feet_coco_17_to_22() -> None:
+    keypoints, scores = _distinct_wholebody(2)
+    pose = to_pose(keypoints, scores, (1, 1))
+    assert pose.feet is not None and pose.feet_scores is not None
+    assert pose.feet.shape == (2, 6, 2) and pose.feet_scores.shape == (2, 6)
+    np.testing.assert_array_equal(pose.feet[0, :, 0], np.arange(17, 23))  # L big toe, ..., R heel
+    np.testing.assert_array_equal(pose.feet[1, :, 1], 10 * (np.arange(17, 23) + 1000))
+    np.testing.assert_array_equal(pose.feet_scores[1], scores[1, 17:23])

@@ -1,0 +1,88 @@
+"""The Wan2.2-Animate model directory: the published ``Wan2.2-Animate-14B-Diffusers`` folder plus the DWPose
+files in MimicMotion's layout, so both models load their pose estimator the same way.
+
+Checks are cheap (existence, JSON parses, required keys), run before any heavy loading, and name the file.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ModelFilesError
+from core.models.files import DETECTOR_FILE, POSE_MODEL_FILE, TINY_MARKER_FILE
+
+PIPELINE_CLASS = "WanAnimatePipeline"
+# Component folder -> its config file and keys we rely on (wan-animate-reference §5).
+_REQUIRED_JSON: dict[str, tuple[str, ...]] = {
+    "model_index.json": ("_class_name",),
+    "transformer/config.json": ("in_channels", "num_layers", "motion_encoder_size"),
+    "vae/config.json": ("z_dim",),
+    "text_encoder/config.json": ("d_model",),
+    "image_encoder/config.json": ("hidden_size",),
+    "image_processor/preprocessor_config.json": ("image_mean", "image_std"),
+    "scheduler/scheduler_config.json": (),
+}
+_TOKENIZER_FILES = ("tokenizer_config.json",)
+_WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin")
+_WEIGHTED = ("transformer", "vae", "text_encoder", "image_encoder")
+
+
+@dataclass(frozen=True)
+class WanModelFiles:
+    """Resolved paths of a Wan-Animate model directory."""
+
+    root: Path
+    detector: Path
+    pose_model: Path
+
+    @property
+    def is_tiny(self) -> bool:
+        """Whether this is a tiny test directory (random weights)."""
+        return (self.root / TINY_MARKER_FILE).is_file()
+
+
+def resolve_wan_files(model_dir: Path | str) -> WanModelFiles:
+    """Check the layout of ``model_dir`` and return its resolved paths.
+
+    Raises:
+        ModelFilesError: naming the first missing or malformed file and what was expected.
+    """
+    root = Path(model_dir).expanduser()
+    if not root.is_dir():
+        raise ModelFilesError(f"model directory {root} does not exist or is not a directory")
+    for relative, keys in _REQUIRED_JSON.items():
+        content = _read_json(root / relative, keys)
+        if relative == "model_index.json" and content["_class_name"] != PIPELINE_CLASS:
+            raise ModelFilesError(
+                f"malformed {root / relative}: _class_name is {content['_class_name']!r}, expected {PIPELINE_CLASS!r}"
+            )
+    for name in _TOKENIZER_FILES:
+        if not (root / "tokenizer" / name).is_file():
+            raise ModelFilesError(f"missing {root / 'tokenizer' / name}: expected the umt5-xxl tokenizer")
+    for component in _WEIGHTED:
+        folder = root / component
+        if not any(path.name.endswith(_WEIGHT_SUFFIXES) for path in folder.iterdir()):
+            raise ModelFilesError(f"missing weights in {folder}: expected *.safetensors (or a sharded index)")
+    files = WanModelFiles(root=root, detector=root / DETECTOR_FILE, pose_model=root / POSE_MODEL_FILE)
+    for path, what in (
+        (files.detector, "the YOLOX-L person detector (ONNX)"),
+        (files.pose_model, "the DWPose whole-body model (ONNX)"),
+    ):
+        if not path.is_file() or path.stat().st_size == 0:
+            raise ModelFilesError(f"missing {path}: expected {what}")
+    return files
+
+
+def _read_json(path: Path, required_keys: tuple[str, ...]) -> dict[str, object]:
+    if not path.is_file():
+        raise ModelFilesError(f"missing {path}: expected the Wan2.2-Animate-14B-Diffusers file {path.name}")
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFilesError(f"malformed {path}: not valid JSON ({exc})") from exc
+    if not isinstance(content, dict):
+        raise ModelFilesError(f"malformed {path}: expected a JSON object")
+    missing = [key for key in required_keys if key not in content]
+    if missing:
+        raise ModelFilesError(f"malformed {path}: missing keys {', '.join(missing)}")
+    return content
