@@ -44,6 +44,7 @@ def prepare_wan_inputs(
     estimator: PoseEstimator,
     *,
     driving_poses: list[Pose] | None = None,
+    area: tuple[int, int] | None = None,
 ) -> WanInputs:
     """Detect the driving poses (unless given), draw them and crop the faces, as the reference's animate mode.
 
@@ -54,6 +55,8 @@ def prepare_wan_inputs(
         image: (h, w, 3) uint8 RGB reference image at its own size.
         driving_frames: (N, h', w', 3) uint8 RGB, sampled at ``params.fps``.
         driving_poses: ``detect_driving_poses(driving_frames, estimator)`` from an earlier run.
+        area: (W, H) whose product is the output's pixel count; None: ``params.resolution``'s
+            (WAN_RESOLUTION_AREAS). A tiny test model passes its own, smaller one.
 
     Raises:
         MediaError: no driving frames. NoPersonError: no person in any driving frame.
@@ -65,7 +68,7 @@ def prepare_wan_inputs(
     timer = StageTimer()
     with timer.stage(Stage.pose):
         # 1. The reference at the resolution's area: its size is the output size.
-        area_w, area_h = WAN_RESOLUTION_AREAS[params.resolution]
+        area_w, area_h = area or WAN_RESOLUTION_AREAS[params.resolution]
         reference = resize_by_area(image, area_w * area_h)
         height, width = reference.shape[:2]
         # 2. Driving poses as detected, then in the reference's keypoint layout.
