@@ -34,6 +34,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model_dir
 
 
+@pytest.fixture(scope="session")
+def tiny_wan_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Wan2.2-Animate directory with the published layout (plus DWPose/), built once per test run."""
+    from core.backends.wan_animate.tiny import make_tiny_wan_model
+
+    return make_tiny_wan_model(tmp_path_factory.mktemp("tiny-wan-model"))
+
+
 @pytest.fixture
 def settings(tmp_path: Path, tiny_model_dir: Path) -> Settings:
     return Settings(model_dir=tiny_model_dir, data_dir=tmp_path / "data", device="cpu", dtype="float32")

@@ -62,17 +62,18 @@ class Stack:
     def logs(self) -> str:
         return "\n".join(process.logs() for process in [self.gateway, *self.workers.values()])
 
-    def start_worker(self, name: str) -> ServiceProcess:
+    def start_worker(self, name: str, *, model: str | None = None, model_dir: Path | None = None) -> ServiceProcess:
         """Start one more worker named ``name@stack``; returns once its heartbeat shows in /readyz."""
-        process = self.spawn_worker(name)
+        process = self.spawn_worker(name, model=model, model_dir=model_dir)
         self.wait_for_worker(name)
         return process
 
-    def spawn_worker(self, name: str) -> ServiceProcess:
-        """Start a worker named ``name@stack`` without waiting for it (several load their models at once)."""
-        process = self.exit_stack.enter_context(
-            guarded_process(name, ["worker", "--name", f"{name}@stack"], self.env, self.log_dir)
-        )
+    def spawn_worker(self, name: str, *, model: str | None = None, model_dir: Path | None = None) -> ServiceProcess:
+        """Start a worker named ``name@stack`` without waiting for it (several load their models at once); with
+        ``model``, ``mimicmotion worker --model MODEL`` on ``model_dir`` (default: the stack's model directory)."""
+        args = ["worker", "--name", f"{name}@stack", *(["--model", model] if model else [])]
+        env = {**self.env, **({"MIMICMOTION_MODEL_DIR": str(model_dir)} if model_dir else {})}
+        process = self.exit_stack.enter_context(guarded_process(name, args, env, self.log_dir))
         self.workers[name] = process
         return process
 

@@ -15,7 +15,8 @@ ROOT = Path(__file__).parents[2]
 
 FLOORS: dict[str, int] = {
     "core.errors": 1, "core.settings": 1, "core.log_format": 1, "core.contract": 1,
-    "core.models": 2, "core.pose": 2, "core.video": 2, "core.pipeline": 2, "core.training": 2, "core.animate": 2, "core.backends": 2,
+    "core.models": 2, "core.pose": 2, "core.video": 2, "core.pipeline": 2, "core.training": 2, "core.animate": 2,
+    "core.backends": 2,
     "core.storage": 3, "core.network": 3, "core.webhooks": 3, "core.jobs": 3,
     "core.execution": 4,
     "service": 5, "worker": 5, "cli": 5,

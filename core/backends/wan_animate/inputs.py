@@ -36,6 +36,11 @@ class WanInputs:
     driving_poses: list[Pose]
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def pose_video_frames(self) -> np.ndarray:
+        """The job's pose video: the skeleton drawn for each output frame."""
+        return self.pose_frames
+
 
 def prepare_wan_inputs(
     image: np.ndarray,

@@ -10,6 +10,8 @@ import math
 import cv2
 import numpy as np
 
+from core.errors import MediaError
+
 SIZE_DIVISOR = 16
 
 
@@ -18,14 +20,17 @@ def area_size(height: int, width: int, area: int, divisor: int = SIZE_DIVISOR) -
     multiple of ``divisor``: h' = sqrt(area * h / w), w' = area / h' (1920x1080 at 1280*720 gives 1280x720).
 
     Raises:
-        ValueError: a side comes out below ``divisor`` (an extreme aspect ratio).
+        MediaError: a side comes out below ``divisor`` (an extreme aspect ratio): the job fails as invalid_media.
     """
     aspect_ratio = width / height
     new_h = math.sqrt(area / aspect_ratio)
     new_w = area / new_h
     size = int((new_h // divisor) * divisor), int((new_w // divisor) * divisor)
     if min(size) <= 0:
-        raise ValueError(f"a {width}x{height} image is too narrow for an area of {area} pixels")
+        raise MediaError(
+            f"the {width}x{height} reference image is too narrow: at this resolution a side would be under "
+            f"{divisor} pixels; use an image closer to the output's shape"
+        )
     return size
 
 

@@ -58,6 +58,11 @@ SCHEDULER_CONFIG: dict[str, Any] = {  # the real folder's (reference §5): flow 
 }  # fmt: skip
 
 
+# (W, H) of each resolution's area on the tiny model: its random weights draw noise at any size, and the
+# published areas take minutes per segment on a CPU (480p: 73 s for 17 frames). Read by the backend.
+TINY_AREAS = {"480p": [32, 32], "720p": [48, 32]}
+
+
 def _tokenizer() -> T5Tokenizer:
     """A Unigram tokenizer built in memory (§4 "Offline build"): <pad> 0, </s> 1, <unk> 2, then "▁" and
     printable ASCII pieces."""
@@ -95,5 +100,6 @@ def make_tiny_wan_model(directory: Path | str, *, seed: int = 0) -> Path:
     write_json(index_path, model_index)
     save_onnx(build_detector(), root / DETECTOR_FILE)
     save_onnx(build_pose_model(), root / POSE_MODEL_FILE)
-    write_json(root / TINY_MARKER_FILE, {"tiny": True, "seed": seed, "diffusers": diffusers.__version__})
+    marker = {"tiny": True, "seed": seed, "diffusers": diffusers.__version__, "areas": TINY_AREAS}
+    write_json(root / TINY_MARKER_FILE, marker)
     return root
