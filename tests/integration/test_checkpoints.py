@@ -424,7 +424,9 @@ class LostAtUpload:
         return getattr(self.storage, name)
 
 
-def _stages_of_next_attempt(store: JobStore, make_deps: Callable[..., RunDeps], job_id: str, **fields: Any) -> list[str]:
+def _stages_of_next_attempt(
+    store: JobStore, make_deps: Callable[..., RunDeps], job_id: str, **fields: Any
+) -> list[str]:
     """Run the job's next attempt; the progress stages it reported, in order."""
     stages: list[str] = []
     original = store.update_running
