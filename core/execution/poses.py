@@ -14,6 +14,7 @@ warning, never a failed job.
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import av
 import numpy as np
 
 from core.animate import PosedInputs, prepare_poses
-from core.contract.records import Job, JobCache
+from core.contract.records import CacheUse, Job, JobCache
 from core.contract.stages import Stage, StageTimer
 from core.jobs.keys import KeyedRedis
 from core.jobs.pose_cache import PoseCacheStore
@@ -65,6 +66,8 @@ class DrivingPoseCache:
 
     def __init__(self, store: PoseCacheStore, *, estimator_identity: str, shared: bool = False) -> None:
         self.store, self.estimator_identity, self.shared = store, estimator_identity, shared
+        # Called with "hit" or "miss" after each lookup (the job's and the prefetch's); the worker's metrics.
+        self.on_lookup: Callable[[CacheUse], None] = lambda result: None
 
     @classmethod
     def for_worker(
@@ -95,6 +98,11 @@ class DrivingPoseCache:
 
     def lookup(self, name: str, num_frames: int) -> list[Pose] | None:
         """The entry's poses, or None (a miss) when there is none or it cannot be read or used."""
+        poses = self._read(name, num_frames)
+        self.on_lookup("hit" if poses is not None else "miss")
+        return poses
+
+    def _read(self, name: str, num_frames: int) -> list[Pose] | None:
         try:
             data = self.store.get(name)
             if data is None:
