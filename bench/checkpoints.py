@@ -8,6 +8,8 @@ The loop's thread pays for one device-to-host copy of the latents per checkpoint
 
 GPU-seconds repeated after a kill at step k: without checkpoints the retry denoises steps 1..k again; with
 them only the steps since the last checkpoint (at most one interval), simulated with the same due-time rule.
+A kill while uploading repeats the decode and the encode without the result checkpoint (``--decode-s``,
+``--encode-s``: a job's ``timings``), nothing with it.
 
     .venv/bin/python bench/checkpoints.py                                  # CPU
     .venv/bin/python bench/checkpoints.py --device cuda --step-s 2.4 --kill-at 20
@@ -47,6 +49,8 @@ def main() -> None:
     parser.add_argument("--kill-at", type=int, default=23, help="the step the worker is lost after")
     parser.add_argument("--interval-s", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--decode-s", type=float, default=None, help="a job's timings.decoding (kill while uploading)")
+    parser.add_argument("--encode-s", type=float, default=None, help="a job's timings.encoding (kill while uploading)")
     args = parser.parse_args()
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -86,6 +90,9 @@ def main() -> None:
     repeated = f"steps {last + 1}..{args.kill_at}" if last < args.kill_at else "none"
     print(f"  GPU-seconds repeated with checkpoints     {(args.kill_at - last) * step_s:9.1f} s  "
           f"({repeated}; at most one interval)")  # fmt: skip
+    if args.decode_s is not None and args.encode_s is not None:
+        print(f"killed while uploading: seconds repeated without the result checkpoint "
+              f"{args.decode_s + args.encode_s:.1f} s (decode + encode), with it 0 s")  # fmt: skip
 
 
 if __name__ == "__main__":

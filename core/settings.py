@@ -249,7 +249,8 @@ class Settings(BaseSettings):
         default=60.0,
         ge=0,
         description="While a job denoises, its latents are checkpointed to storage every this many seconds (and at a "
-        "graceful stop), so a job whose worker died resumes from the last checkpoint; 0 turns checkpoints off.",
+        "graceful stop), so a job whose worker died resumes from the last checkpoint; its encoded result is kept too, "
+        "before the upload, so a job lost while uploading only uploads again. 0 turns checkpoints off.",
     )
     shutdown_grace_s: float = Field(
         default=60.0,

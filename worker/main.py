@@ -79,6 +79,8 @@ def run_worker(settings: Settings, name: str, *, gpu: int | None = None) -> int:
     if metrics is not None:
         loaded.on_job_end = metrics.job_ended
         loaded.on_checkpoints = metrics.checkpoints_ended
+        if loaded.pose_cache is not None:
+            loaded.pose_cache.on_lookup = metrics.pose_cache_looked_up
     # SIGTERM/SIGINT: the running job gets shutdown_grace_s to finish, then goes back to the queue.
     worker_shutting_down.connect(lambda **_: loaded.stop.request(), weak=False)
     heartbeat.start()

@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from core.contract.queues import ANIMATE_TASK
+from core.contract.records import CacheUse
 from core.errors import JobNotFoundError
 from core.jobs.store import JobStore
 
@@ -89,23 +90,30 @@ class WorkerMetrics:
             registry=self.registry, buckets=(*PEAK_MEMORY_BUCKETS_BYTES, float("inf")),
         )  # fmt: skip
         self.checkpoints = Counter(
-            "mimicmotion_worker_checkpoints", "Denoising checkpoints by result (written, failed).", ["result"],
-            registry=self.registry,
+            "mimicmotion_worker_checkpoints", "Denoising and result checkpoints by result (written, failed).",
+            ["result"], registry=self.registry,
         )  # fmt: skip
         self.checkpoint_bytes = Counter(
-            "mimicmotion_worker_checkpoint_bytes", "Bytes of the denoising checkpoints written.", registry=self.registry
+            "mimicmotion_worker_checkpoint_bytes", "Bytes of the checkpoints written.", registry=self.registry
         )
         self.checkpoint_seconds = Counter(
-            "mimicmotion_worker_checkpoint_seconds", "Seconds spent writing checkpoints (on a helper thread).",
+            "mimicmotion_worker_checkpoint_seconds", "Seconds spent writing checkpoints.",
             registry=self.registry,
         )  # fmt: skip
         self.resumes = Counter(
-            "mimicmotion_worker_resumes", "Jobs resumed from a previous attempt's checkpoint.", registry=self.registry
-        )
+            "mimicmotion_worker_resumes", "Jobs resumed from a previous attempt's checkpoint (either kind).",
+            registry=self.registry,
+        )  # fmt: skip
         self.steps_saved = Counter(
             "mimicmotion_worker_resumed_steps", "Denoising steps not run again thanks to checkpoints.",
             registry=self.registry,
         )  # fmt: skip
+        self.pose_cache_lookups = Counter(
+            "mimicmotion_worker_pose_cache_lookups", "Driving-pose cache lookups by result (hit, miss).", ["result"],
+            registry=self.registry,
+        )  # fmt: skip
+        for result in ("hit", "miss"):  # exported as 0 before the first lookup, so a hit rate is defined from the start
+            self.pose_cache_lookups.labels(result)
         self.registry.register(GpuMemoryCollector())
         self.server: WSGIServer | None = None
         self._handlers: tuple[Callable[..., None], ...] = ()
@@ -158,6 +166,10 @@ class WorkerMetrics:
         if stats.resumed_from_step is not None:
             self.resumes.inc()
             self.steps_saved.inc(stats.resumed_from_step)
+
+    def pose_cache_looked_up(self, result: CacheUse) -> None:
+        """The pose cache's hook, after each lookup (a job's, or the prefetch's for the next job)."""
+        self.pose_cache_lookups.labels(result).inc()
 
     def close(self) -> None:
         """Stop serving and stop counting tasks (tests; a worker keeps both until it exits)."""

@@ -66,7 +66,7 @@ def load(settings: Settings, name: str) -> Loaded:
         logger.info("worker %s: compiling the UNet (warm-up at the default job size)", name)
         logger.info("worker %s: warm-up took %.1f s", name, warm_up(animator, JobParams()))
     if settings.checkpoint_interval_s > 0:  # hashed once here, so the first job does not wait for it
-        model_files_sha256(settings.model_dir)
+        model_files_sha256(settings.worker_model, settings.model_dir)
     store = JobStore.from_settings(settings)
     storage = create_storage(settings)
     pose_cache = DrivingPoseCache.for_worker(settings, store.db, storage, files, animator.estimator)

@@ -113,7 +113,12 @@ class Job:
     timings: dict[str, float]
     data_removed_at: datetime | None
     attempts: int  # times a worker claimed the job
-    resumed_from_step: int | None  # the denoising step the latest attempt resumed from; None: it started fresh
+    # The denoising step the latest attempt resumed from (a previous attempt's checkpoint); None: it started fresh.
+    # num_inference_steps: no step was left to run (it decoded the final latents, or uploaded the kept result).
+    resumed_from_step: int | None
+    # What the job reused from the workers' caches, e.g. {"driving_pose": "hit"}; None before the pose stage, or
+    # with the pose cache off.
+    cache: dict[str, str] | None
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @property
@@ -140,6 +145,7 @@ class Job:
             data_removed_at=parse_datetime(data.get("data_removed_at")),
             attempts=int(data.get("attempts") or 0),
             resumed_from_step=data.get("resumed_from_step"),
+            cache={str(k): str(v) for k, v in data["cache"].items()} if isinstance(data.get("cache"), dict) else None,
             raw=data,
         )
 

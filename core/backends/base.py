@@ -38,6 +38,10 @@ class ModelDirectory(Protocol):
     @property
     def is_tiny(self) -> bool: ...
 
+    def loaded_files(self) -> list[Path]:
+        """Every file the model loads, sorted: what a checkpoint's fingerprint hashes."""
+        ...
+
 
 class PreparedConditioning(Protocol):
     """A job's conditioning before the GPU stages: the pose stage's result (may be prepared ahead)."""

@@ -52,7 +52,9 @@ class JobView(BaseModel):
     resumed_from_step: int | None = Field(
         default=None,
         description="The denoising step the latest attempt resumed from, after a worker was lost or stopped "
-        "mid-job; null when it started fresh.",
+        "mid-job; null when it started fresh. Equal to params.num_inference_steps when the job had been lost after "
+        "denoising: the attempt ran no denoising step, and if the result was already encoded, only fetched the "
+        "inputs (to check they are the same) and uploaded it (timings then has fetching and uploading only).",
     )
     data_removed_at: datetime | None = Field(
         default=None, description="When the job's stored files were deleted (DELETE /jobs/{id}); output is null since."

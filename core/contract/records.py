@@ -111,7 +111,8 @@ class Job(BaseModel):
     resumed_from_step: int | None = Field(
         default=None,
         description="The denoising step this attempt resumed from (a previous attempt's checkpoint); null when "
-        "it started fresh.",
+        "it started fresh. num_inference_steps when no step was left: it decoded the final latents, or uploaded the "
+        "result files a previous attempt had encoded (then timings has fetching and uploading only).",
     )
     queue: str = Field(default="gpu", description="The GPU-class queue the job was sent to (and is re-sent to).")
     worker: str | None = Field(default=None, description="The worker holding the job while it runs.")

@@ -14,6 +14,7 @@ warning, never a failed job.
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from core.backends.base import LoadedModel, ModelDirectory, PreparedConditioning
 from core.backends.registry import backend_for
-from core.contract.records import Job, JobCache
+from core.contract.records import CacheUse, Job, JobCache
 from core.contract.stages import Stage, StageTimer
 from core.jobs.keys import KeyedRedis
 from core.jobs.pose_cache import PoseCacheStore
@@ -64,6 +65,8 @@ class DrivingPoseCache:
 
     def __init__(self, store: PoseCacheStore, *, estimator_identity: str, shared: bool = False) -> None:
         self.store, self.estimator_identity, self.shared = store, estimator_identity, shared
+        # Called with "hit" or "miss" after each lookup (the job's and the prefetch's); the worker's metrics.
+        self.on_lookup: Callable[[CacheUse], None] = lambda result: None
 
     @classmethod
     def for_worker(
@@ -95,6 +98,11 @@ class DrivingPoseCache:
 
     def lookup(self, name: str, num_frames: int) -> list[Pose] | None:
         """The entry's poses, or None (a miss) when there is none or it cannot be read or used."""
+        poses = self._read(name, num_frames)
+        self.on_lookup("hit" if poses is not None else "miss")
+        return poses
+
+    def _read(self, name: str, num_frames: int) -> list[Pose] | None:
         try:
             data = self.store.get(name)
             if data is None:

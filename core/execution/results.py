@@ -46,7 +46,13 @@ def encode_results(generated: GeneratedFrames, prefix: str, tmp: Path, *, with_p
 def job_output(generated: GeneratedFrames, pose: StoredObject, video: StoredObject) -> JobOutput:
     """The output record of the stored files."""
     num_frames, height, width = generated.frames.shape[:3]
-    fps = generated.params.fps
+    return output_record(num_frames, height, width, generated.params.fps, pose, video)
+
+
+def output_record(
+    num_frames: int, height: int, width: int, fps: int, pose: StoredObject, video: StoredObject
+) -> JobOutput:
+    """The output record of stored files encoded from ``num_frames`` frames of ``height`` x ``width``."""
     # write_mp4 drops an odd last row or column (yuv420p), so the stored size is the even one.
     return JobOutput(
         video_key=video.key, pose_video_key=pose.key, width=width - width % 2, height=height - height % 2,

@@ -42,13 +42,14 @@ from core.execution.poses import DrivingPoseCache, JobPoses, prepare_job_poses
 from core.execution.prefetch import InputsPrefetch
 from core.execution.previews import EarlyPoseVideo, LivePreviews
 from core.execution.progress import ProgressReporter
+from core.execution.result_checkpoint import KeptResult, ResultCheckpoint
 from core.execution.results import GeneratedFrames, encode_results, job_output, result_prefix
-from core.execution.upload import upload_results
+from core.execution.upload import ResultFile, upload_results
 from core.jobs.deliveries import Deliveries
 from core.jobs.store import JobStore
 from core.log_format import job_log_context
 from core.settings import Settings
-from core.storage import Storage
+from core.storage import Storage, StoredObject
 from core.video.decode import DecodedVideo
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ def run_job(job_id: str, deps: RunDeps) -> None:
 
     Stages 1-5 (fetch to decode) run in the caller's thread. Encoding, upload and the final write run
     there too, or on ``deps.finisher`` so that the next job can start on the GPU meanwhile. The job's
-    lease and scratch directory last until its final write either way.
+    lease and scratch directory last until its final write either way. A job whose earlier attempt kept
+    its encoded result (core/execution/result_checkpoint.py) runs stage 1, for its fingerprint, then 7.
     """
     try:
         job = deps.store.claim(job_id, deps.worker, lease_s=deps.settings.lease_s)
@@ -117,7 +119,8 @@ def run_job(job_id: str, deps: RunDeps) -> None:
     lease = held.enter_context(LeaseKeeper(deps.store, job_id, deps.worker, deps.settings.lease_s).kept())
     run = _JobRun(job, deps, tmp, lease)
     try:
-        generated = attempt(run.generate)
+        kept = attempt(run.kept_result)
+        generated = kept if kept is not None else attempt(run.generate)
     except BaseException:  # interpreter exit or Celery's cold shutdown: stop renewing, leave it to its lease
         held.close()
         raise
@@ -194,11 +197,13 @@ class _JobRun:
         #    one of this very job), decoding. After each step, on_step stops a job that is no longer ours and
         #    reports; every checkpoint_interval_s a checkpoint is stored on a helper thread.
         params = with_seed(job.params)  # the seed actually used is recorded with the result
-        if model.supports_checkpoints:
-            self.checkpoints = self._checkpoints(params, image, video.frames, model.dtype)
+        # The fingerprint also keys the result checkpoint (stage 7), which every model has; denoising checkpoints
+        # only a model whose latents and step are its whole state.
+        self.checkpoints = self._checkpoints(params, image, video.frames, model.dtype)
         hooks = GenerationHooks(
             timer=timer, start_stage=progress.start, on_step=self.on_step, on_estimate=self.previews.on_estimate,
-            checkpoints=self.checkpoints, on_resume=self._record_resume, decode_chunk_size=settings.decode_chunk_size,
+            checkpoints=self.checkpoints if model.supports_checkpoints else None, on_resume=self._record_resume,
+            decode_chunk_size=settings.decode_chunk_size,
         )  # fmt: skip
         try:
             frames = model.generate(posed, params, hooks)
@@ -209,18 +214,24 @@ class _JobRun:
     def prepare_poses(self, image: np.ndarray, video: DecodedVideo, model: LoadedModel) -> JobPoses:
         return prepare_job_poses(self.job, image, video, self.tmp / VIDEO_FILE, model, self.deps.pose_cache)
 
-    def store(self, generated: GeneratedFrames) -> Succeeded:
-        """Stages 6-7, CPU and I/O: encode the result and its pose video, then upload both."""
+    def store(self, generated: GeneratedFrames | KeptResult) -> Succeeded:
+        """Stages 6-7, CPU and I/O: encode the result and its pose video, then upload both (only the upload for
+        a result an earlier attempt encoded)."""
+        if isinstance(generated, KeptResult):
+            return self._store_kept(generated)
         settings, progress, timer = self.deps.settings, self.progress, self.timer
         # 6. Encode the result, and the pose frames aligned with it
         progress.start(Stage.encoding)
         early_pose = self.pose_video.result()  # stored after the pose stage already, unless that failed
         with timer.stage(Stage.encoding):
             files = encode_results(generated, self.prefix, self.tmp, with_pose=early_pose is None)
-        # 7. Upload under this attempt's own keys (a stale worker never touches another attempt's files),
-        #    all files or none: storage faults are retried with backoff, then fail as storage_error.
+        # 7. Keep the encoded files as the result checkpoint (a worker lost from here on leaves the next attempt
+        #    only the upload), then upload under this attempt's own keys (a stale worker never touches another
+        #    attempt's files), all files or none: storage faults are retried with backoff, then fail as
+        #    storage_error.
         progress.start(Stage.uploading)
         with timer.stage(Stage.uploading):
+            self._keep_result(generated, files, early_pose)
             stored = upload_results(
                 self.deps.storage, files, attempts=settings.upload_attempts, backoff_s=settings.upload_backoff_s,
                 already_stored=[early_pose] if early_pose is not None else [],
@@ -239,7 +250,7 @@ class _JobRun:
             model_files = self.deps.model_files_sha256()
         else:
             assert settings.model_dir is not None  # a worker without one never loaded a model
-            model_files = model_files_sha256(settings.model_dir)
+            model_files = model_files_sha256(self.job.model, settings.model_dir)
         # The decoded inputs: the same for the same input bytes, whether this worker fetched them or its
         # prefetch did (whose files are gone by now). Not the drawn poses: DWPose on CUDA may differ by a pixel.
         inputs = {"image": array_sha256(image), "video_frames": array_sha256(frames)}
@@ -282,3 +293,67 @@ class _JobRun:
             self.deps.prefetch.prepare_next(self.job.id)
         if step < total_steps:  # after the last step, stage 5 reports decoding at once
             self.progress.report(Stage.denoising, step, total_steps, force=step == 1)
+
+    def kept_result(self) -> KeptResult | None:
+        """The encoded result an earlier attempt of this very job kept before its upload, or None: then the job
+        runs its stages. Stage 1 runs here when there is one: the fingerprint needs the fetched inputs."""
+        if self.deps.settings.checkpoint_interval_s <= 0:
+            return None
+        reader = ResultCheckpoint(self.deps.storage, self.job.id, self.tmp, CheckpointStats())
+        archive = reader.fetch()  # most jobs have none: one missing-object read, and nothing else runs
+        if archive is None:
+            return None
+        self.progress.check_deadline()
+        self.events.record(self.job, "job.started")  # once per job: generate() recording it again sends nothing
+        image, video = self.fetch_inputs()
+        params = with_seed(self.job.params)
+        checkpoints = self.checkpoints = self._checkpoints(params, image, video.frames, self._dtype())
+        assert checkpoints is not None  # checkpoints are on
+        kept = reader.load(archive, checkpoints.fingerprint)
+        if kept is None:
+            return None
+        # No denoising step is left to run, as after a denoising checkpoint of the last step; decoding and
+        # encoding are skipped too (the job's timings show fetching and uploading only).
+        steps = kept.params.num_inference_steps
+        checkpoints.stats.resumed_from_step = steps
+        logger.info(
+            "job %s: uploading the result an earlier attempt encoded; no stage before it runs again", self.job.id
+        )
+        self.deps.store.update_running(self.job.id, self.deps.worker, resumed_from_step=steps)
+        return kept
+
+    def fetch_inputs(self) -> tuple[np.ndarray, DecodedVideo]:
+        """Stage 1: the job's image and decoded video, from the prefetch when it prepared them."""
+        self.progress.start(Stage.fetching)
+        with self.timer.stage(Stage.fetching):
+            prepared = self.deps.prefetch.take(self.job.id) if self.deps.prefetch is not None else None
+            if prepared is not None:
+                return prepared.image, prepared.video
+            deps = self.deps
+            return fetch_job_inputs(self.job, deps.settings, self.tmp, storage=deps.storage, db=deps.store.db)
+
+    def _dtype(self) -> object:
+        return self.deps.animator().dtype
+
+    def _keep_result(
+        self, generated: GeneratedFrames, files: list[ResultFile], early_pose: StoredObject | None
+    ) -> None:
+        """Store the result checkpoint: the encoded files, with the pose video the pose stage stored early."""
+        if self.checkpoints is None:  # checkpoints are off
+            return
+        by_name = {file.key.removeprefix(self.prefix): file for file in files}
+        if early_pose is not None:
+            by_name["pose.mp4"] = ResultFile(early_pose.key, self.pose_video.path, early_pose.content_type)
+        result = ResultCheckpoint(self.deps.storage, self.job.id, self.tmp, self.checkpoints.stats)
+        result.save(self.checkpoints.fingerprint, generated, by_name)
+
+    def _store_kept(self, kept: KeptResult) -> Succeeded:
+        """Stage 7 alone: upload the files an earlier attempt encoded, under this attempt's own keys."""
+        settings = self.deps.settings
+        self.progress.start(Stage.uploading)
+        with self.timer.stage(Stage.uploading):
+            pose, video = upload_results(
+                self.deps.storage, kept.to_upload(self.prefix), attempts=settings.upload_attempts,
+                backoff_s=settings.upload_backoff_s,
+            )  # fmt: skip
+        return Succeeded(kept.output(pose, video), kept.params)

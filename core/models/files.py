@@ -53,6 +53,13 @@ class ModelFiles:
     def unet_config(self) -> Path:
         return self.svd_dir / "unet" / "config.json"
 
+    def loaded_files(self) -> list[Path]:
+        """Every file the worker loads (what decides its numbers), sorted: for checkpoint fingerprints."""
+        weights = [
+            path for folder in ("vae", "image_encoder") for path in (self.svd_dir / folder).glob("*.safetensors")
+        ]
+        return sorted({self.checkpoint, self.detector, self.pose_model, *self.svd_dir.rglob("*.json"), *weights})
+
 
 def resolve_model_files(model_dir: Path | str) -> ModelFiles:
     """Check the layout of ``model_dir`` and return its resolved paths.

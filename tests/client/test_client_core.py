@@ -13,7 +13,7 @@ from mimicmotion_client.protocol import JobRequest, Reply, submit, upload
 from mimicmotion_client.retry import parse_retry_after
 from mimicmotion_client.sources import source_of
 from mimicmotion_client.sse import JobEventStream, SSEParser
-from mimicmotion_client.types import parse_datetime
+from mimicmotion_client.types import Job, parse_datetime
 
 
 def job_json(status: str, step: int = 0) -> str:
@@ -105,6 +105,14 @@ def test_submit_refuses_an_input_that_is_neither_a_url_nor_a_file_before_any_req
     with pytest.raises(MimicMotionError, match="image must be") as refused:
         next(flow)
     assert refused.value.code == "invalid_input"
+
+
+def test_a_job_carries_its_attempts_resume_step_and_cache_and_absent_ones_are_none() -> None:
+    resumed = Job.from_json({"id": "j1", "status": "succeeded", "attempts": 2, "resumed_from_step": 25,
+                             "cache": {"driving_pose": "hit"}})  # fmt: skip
+    assert (resumed.attempts, resumed.resumed_from_step, resumed.cache) == (2, 25, {"driving_pose": "hit"})
+    fresh = Job.from_json({"id": "j2", "status": "queued"})  # an older gateway's job: none of these fields
+    assert (fresh.attempts, fresh.resumed_from_step, fresh.cache) == (0, None, None)
 
 
 def test_timestamps_with_z_parse_on_every_python() -> None:

@@ -159,5 +159,6 @@ def test_the_second_job_of_a_key_on_the_same_driving_video_reuses_its_poses(clie
         again = client.get(second.id)
     with Client(client_stack.base_url, client_stack.fresh_key()) as other_key:
         other = other_key.run(*urls(client_stack), QUICK, timeout=120)
-    uses = [job.raw["cache"]["driving_pose"] for job in (first, second, again, other)]
+    uses = [job.cache["driving_pose"] if job.cache else None for job in (first, second, again, other)]
     assert uses == ["miss", "hit", "hit", "miss"]
+    assert (again.attempts, again.resumed_from_step) == (1, None)  # claimed once, started fresh

@@ -7,7 +7,6 @@ same bytes would still leave a second version behind.
 """
 
 import re
-import signal
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from core.contract.records import Job
 from core.settings import Settings
 from service.queue import create_task_sender
-from tests.support.fault_stack import QUICK, FaultStack, denoising, fault_stack, submit, worker_of
+from tests.support.fault_stack import QUICK, FaultStack, denoising, fault_stack, kill, submit, worker_of
 from tests.support.input_files import InputServer
 from tests.support.processes import ServiceProcess, frozen, wait_for
 from tests.support.s3 import moto_bucket
@@ -193,8 +192,7 @@ def test_message_redelivered_after_its_worker_died_does_not_run_the_finished_job
     ran, survivor = services.workers[worker_of(store, job_id)], services.workers[other(worker_of(store, job_id))]
     # Celery acknowledges the message when the task returns; then the worker dies.
     wait_for(lambda: tasks_returned(ran) > returned_before[ran.name], timeout_s=30, message="the task to return")
-    ran.process.send_signal(signal.SIGKILL)
-    ran.process.wait(timeout=10)
+    kill(ran)
     handled = tasks_returned(survivor)
 
     create_task_sender(Settings(redis_url=services.env["MIMICMOTION_REDIS_URL"])).send_animate(job_id)

@@ -17,7 +17,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from core.jobs.store import JobStore
-from tests.support.fault_stack import FAST_REAPER, QUICK, SLOW, FaultStack, denoising, fault_stack, submit
+from tests.support.fault_stack import FAST_REAPER, QUICK, SLOW, FaultStack, denoising, fault_stack, kill, submit
 from tests.support.processes import wait_for
 from tests.support.redis_server import free_port, redis_server
 from tests.support.service_stack import Stack, stack_env, start_stack, wait_for_terminal
@@ -38,8 +38,7 @@ def test_worker_killed_mid_job_is_retried_on_the_other_worker_once(
         victim = str(store.get(job_id).worker).split("@")[0]
         survivor = "w1" if victim == "w0" else "w0"
 
-        services.workers[victim].process.send_signal(signal.SIGKILL)
-        services.workers[victim].process.wait(timeout=10)
+        kill(services.workers[victim])
         job = wait_for_terminal(client, [job_id], timeout_s=120, stack=services)[job_id]
 
         record = store.get(job_id)
@@ -61,8 +60,7 @@ def test_job_that_keeps_killing_workers_fails_after_max_attempts(
             wait_for(lambda n=attempt: denoising(store, job_id) and store.get(job_id).attempts == n, timeout_s=90,
                      message=f"attempt {attempt} to be denoising", interval_s=0.05)  # fmt: skip
             worker = services.workers.pop(f"a{attempt - 1}")
-            worker.process.send_signal(signal.SIGKILL)
-            worker.process.wait(timeout=10)
+            kill(worker)
             services.start_worker(f"a{attempt}")  # its reaper hands the job back (or fails it)
 
         job = wait_for_terminal(client, [job_id], timeout_s=60, stack=services)[job_id]
@@ -221,8 +219,7 @@ def test_worker_killed_while_storing_a_result_in_the_background_has_the_job_run_
                           message="the upload to be retried after the task returned", interval_s=0.05)  # fmt: skip
         survivor = "b1" if victim == "b0" else "b0"
 
-        services.workers[victim].process.send_signal(signal.SIGKILL)
-        services.workers[victim].process.wait(timeout=10)
+        kill(services.workers[victim])
         s3.start()
         job = wait_for_terminal(client, [job_id], timeout_s=120, stack=services)[job_id]
 

@@ -8,6 +8,7 @@ worker process instead.
 """
 
 import shutil
+import tarfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -23,6 +24,7 @@ from core.contract.records import JobStatus
 from core.errors import StorageError
 from core.execution.checkpoints import DenoisingCheckpoints, denoise_checkpoint_key
 from core.execution.outcome import WorkerStoppingError
+from core.execution.result_checkpoint import result_checkpoint_key
 from core.execution.run import RunDeps, run_job
 from core.jobs.store import JobStore
 from core.settings import Settings
@@ -402,3 +404,110 @@ def test_a_job_taken_over_keeps_its_checkpoint_for_the_next_attempt(
 
     assert store.get(job_id).status is JobStatus.queued
     assert _checkpoint_path(job_settings, job_id).is_file()
+
+
+# The result checkpoint: the encoded files, kept before the upload ------------------------------------------------
+
+
+class LostAtUpload:
+    """Storage through which the worker is lost (handed back) as it starts to upload ``attempt-{n}/output.mp4``."""
+
+    def __init__(self, storage: Storage, attempt: int = 1) -> None:
+        self.storage, self.suffix = storage, f"/attempt-{attempt}/output.mp4"
+
+    def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:
+        if key.endswith(self.suffix):
+            raise WorkerStoppingError(f"lost while uploading {key}")
+        return self.storage.put_file(key, path, content_type)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+
+def _stages_of_next_attempt(
+    store: JobStore, make_deps: Callable[..., RunDeps], job_id: str, **fields: Any
+) -> list[str]:
+    """Run the job's next attempt; the progress stages it reported, in order."""
+    stages: list[str] = []
+    original = store.update_running
+
+    def recording(jid: str, worker: str, **changes: Any) -> Any:
+        if "progress" in changes:
+            stages.append(f"{changes['progress'].stage.value}:{changes['progress'].step}")
+        return original(jid, worker, **changes)
+
+    store.update_running = recording  # type: ignore[method-assign]
+    try:
+        run_job(job_id, make_deps(**fields))
+    finally:
+        store.update_running = original  # type: ignore[method-assign]
+    return stages
+
+
+def _result_checkpoint_path(settings: Settings, job_id: str) -> Path:
+    return settings.data_dir / "results" / result_checkpoint_key(job_id)
+
+
+def _lost_at_upload(store: JobStore, make_deps: Callable[..., RunDeps], job_settings: Settings, job_id: str) -> None:
+    run_job(job_id, make_deps(storage=LostAtUpload(create_storage(job_settings))))
+    assert store.get(job_id).status is JobStatus.queued
+    assert _result_checkpoint_path(job_settings, job_id).is_file()
+
+
+def test_a_job_lost_while_uploading_uploads_its_kept_result_and_runs_no_stage_again(
+    store: JobStore, make_deps: Callable[..., RunDeps], job_settings: Settings, short_inputs_url: str,
+    reference_sha: str,
+) -> None:  # fmt: skip
+    job_id = create_job(store, short_inputs_url, params=PARAMS)
+    _lost_at_upload(store, make_deps, job_settings, job_id)
+
+    stats: list[Any] = []
+    stages = _stages_of_next_attempt(store, make_deps, job_id, on_checkpoints=stats.append)
+
+    job = store.get(job_id)
+    assert [stage.split(":")[0] for stage in stages] == ["fetching", "uploading"], stages
+    assert set(job.timings) == {"fetching", "uploading"}, job.timings
+    assert (job.attempts, job.resumed_from_step) == (2, STEPS)
+    assert stats[0].resumed_from_step == STEPS and stats[0].written == 0  # nothing stored again
+    assert _output_sha(store, job_id) == reference_sha  # the first attempt's encoding: the same bytes
+    assert job.output is not None
+    prefix = f"jobs/{job_id}/attempt-2/"
+    assert (job.output.video_key, job.output.pose_video_key) == (f"{prefix}output.mp4", f"{prefix}pose.mp4")
+    results = job_settings.data_dir / "results"
+    assert (results / job.output.pose_video_key).is_file() and (results / job.output.video_key).is_file()
+    assert not (results / "jobs" / job_id / "attempt-1").exists()  # the handed-back attempt left nothing
+    assert not (results / "jobs" / job_id / "checkpoint").exists()  # deleted once the job ended
+
+
+@pytest.mark.parametrize("damage", ["truncated", "video byte flipped", "not an archive", "another job's"])
+def test_a_damaged_or_foreign_result_checkpoint_is_not_used(
+    damage: str, store: JobStore, make_deps: Callable[..., RunDeps], job_settings: Settings, short_inputs_url: str,
+    reference_sha: str,
+) -> None:  # fmt: skip
+    """The job runs its stages again (from the denoising checkpoint after the last step, if it has one) to the
+    same output."""
+    job_id = create_job(store, short_inputs_url, params=PARAMS)
+    path = _result_checkpoint_path(job_settings, job_id)
+    if damage == "another job's":  # other params: the same files would be the wrong result
+        other_id = create_job(store, short_inputs_url, params=PARAMS.model_copy(update={"guidance_scale": 2.5}))
+        _lost_at_upload(store, make_deps, job_settings, other_id)
+        path.parent.mkdir(parents=True)
+        shutil.copy(_result_checkpoint_path(job_settings, other_id), path)
+    else:
+        _lost_at_upload(store, make_deps, job_settings, job_id)
+        data = bytearray(path.read_bytes())
+        if damage == "truncated":
+            data = data[: len(data) - 2000]
+        elif damage == "video byte flipped":  # the archive still reads; the file's sha256 no longer matches
+            with tarfile.open(path) as archive:
+                offset = archive.getmember("output.mp4").offset_data
+            data[offset + 200] ^= 0xFF
+        else:
+            data = bytearray(b"nothing a result checkpoint would hold")
+        path.write_bytes(bytes(data))
+
+    stages = _stages_of_next_attempt(store, make_deps, job_id)
+
+    job = store.get(job_id)
+    assert "encoding:0" in stages and "encoding" in job.timings, stages
+    assert _output_sha(store, job_id) == reference_sha

@@ -221,6 +221,8 @@ def test_worker_metrics_endpoint_serves_gpu_less_metrics(redis_url: str) -> None
         resumed = CheckpointStats(written=3, bytes_written=300, write_seconds=0.5, failed=1, resumed_from_step=20)
         metrics.checkpoints_ended(resumed)  # run_job's checkpoint hook
         metrics.checkpoints_ended(CheckpointStats(written=1, bytes_written=100))  # a job that started fresh
+        metrics.pose_cache_looked_up("hit")  # the pose cache's hook, twice; no miss yet
+        metrics.pose_cache_looked_up("hit")
         body = httpx.get(f"http://127.0.0.1:{metrics.server.server_port}/metrics", timeout=5).text
     finally:
         metrics.close()
@@ -235,6 +237,8 @@ def test_worker_metrics_endpoint_serves_gpu_less_metrics(redis_url: str) -> None
     assert "mimicmotion_worker_checkpoint_seconds_total 0.5" in body
     assert "mimicmotion_worker_resumes_total 1.0" in body
     assert "mimicmotion_worker_resumed_steps_total 20.0" in body
+    assert 'mimicmotion_worker_pose_cache_lookups_total{result="hit"} 2.0' in body
+    assert 'mimicmotion_worker_pose_cache_lookups_total{result="miss"} 0.0' in body  # exported before the first
     assert "mimicmotion_worker_gpu_memory" not in body  # no CUDA here: the GPU readings are absent, not zero
     assert "mimicmotion_worker_job_peak_gpu_memory_bytes_count 0.0" in body
 

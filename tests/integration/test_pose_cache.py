@@ -147,6 +147,10 @@ def test_another_key_misses_unless_the_cache_is_shared(
 ) -> None:  # fmt: skip
     per_key = Worker(settings, store, animator, DrivingPoseCache(cache_store, estimator_identity=identity))
     shared = Worker(settings, store, animator, DrivingPoseCache(cache_store, estimator_identity=identity, shared=True))
+    lookups: dict[str, list[str]] = {"per key": [], "shared": []}  # what the worker's metrics are told
+    assert per_key.deps.pose_cache is not None and shared.deps.pose_cache is not None
+    per_key.deps.pose_cache.on_lookup = lookups["per key"].append
+    shared.deps.pose_cache.on_lookup = lookups["shared"].append
 
     alice, _ = shared.run(create_job(store, two_people_url, owner="alice"))
     bob_shared, bob_shared_detected = shared.run(create_job(store, two_people_url, owner="bob"))
@@ -154,6 +158,7 @@ def test_another_key_misses_unless_the_cache_is_shared(
 
     uses = [job.cache.driving_pose if job.cache else None for job in (alice, bob_shared, bob_own)]
     assert uses == ["miss", "hit", "miss"]  # bob's own entries know nothing of alice's video
+    assert lookups == {"per key": ["miss"], "shared": ["miss", "hit"]}
     assert (bob_shared_detected, bob_own_detected) == (1, 1 + NUM_SAMPLES)
     scopes = sorted(name.split("/")[0] for name in cache_store.names())
     assert scopes[-1] == "shared" and scopes[0].startswith("key-") and len(scopes) == 2
@@ -172,11 +177,15 @@ def test_a_corrupt_entry_is_a_miss_and_the_job_succeeds(
     entry = storage.root / f"pose-cache/{name}.npz"
     data = entry.read_bytes()
     entry.write_bytes(b"not an npz" * 100 if damage == "garbage" else data[: len(data) // 2])
+    lookups: list[str] = []
+    assert worker.deps.pose_cache is not None
+    worker.deps.pose_cache.on_lookup = lookups.append
 
     with caplog.at_level(logging.WARNING, logger="core.execution.poses"):
         job, detected = worker.run(create_job(store, two_people_url))
 
     assert job.cache is not None and job.cache.driving_pose == "miss"
+    assert lookups == ["miss"]  # counted as a miss, as the job records it
     assert detected == 1 + NUM_SAMPLES
     assert any(f"pose cache entry {name} is unusable" in message for message in caplog.messages)
     assert len(unpack_poses(entry.read_bytes())) == NUM_SAMPLES  # detected again, and stored again whole

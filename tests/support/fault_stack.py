@@ -5,6 +5,7 @@ seconds; production keeps 60 s. The job params are the tiny model's quickest (QU
 to be caught mid-denoising (SLOW).
 """
 
+import signal
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 
 from core.jobs.store import JobStore
+from tests.support.processes import ServiceProcess
 from tests.support.redis_server import redis_server
 from tests.support.service_stack import Stack, stack_env, start_stack
 
@@ -39,6 +41,12 @@ def denoising(store: JobStore, job_id: str) -> bool:
     """The job is past its second denoising step (so it is mid-run, with steps to go)."""
     job = store.get(job_id)
     return job.progress is not None and job.progress.stage.value == "denoising" and job.progress.step >= 2
+
+
+def kill(process: ServiceProcess) -> None:
+    """SIGKILL a stack process (a crash, the OOM killer, a preempted machine) and wait until it is gone."""
+    process.process.send_signal(signal.SIGKILL)
+    process.process.wait(timeout=10)
 
 
 def worker_of(store: JobStore, job_id: str) -> str:

@@ -3,8 +3,11 @@
 Each ``Fault`` matches requests by method and path prefix and acts on the next ``times`` of them:
 ``answer`` sends a canned status (a 503 with Retry-After, a 429) without asking the gateway; ``drop`` closes
 the connection before asking it; ``drop_answer`` lets the gateway handle the request and then closes the
-connection instead of passing the answer on (the client cannot tell whether anything happened). Every
-request is recorded with its arrival time, whatever was done with it.
+connection instead of passing the answer on (the client cannot tell whether anything happened); ``hold``
+keeps the request, never asking the upstream, until ``release()`` or the proxy's end, then closes the
+connection (a client stuck inside that request, e.g. a worker mid-upload, for a test to kill). Every
+request is recorded with its arrival time, whatever was done with it. It also stands in front of moto's S3
+server (S3Storage's requests pass unchanged over plain HTTP).
 """
 
 import threading
@@ -24,8 +27,9 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-
 class Fault:
     method: str
     path_prefix: str
-    action: Literal["answer", "drop", "drop_answer"]
+    action: Literal["answer", "drop", "drop_answer", "hold"]
     times: int = 1
+    path_suffix: str = ""  # and the path (without its query) ends with this
     status: int = 503
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b'{"error": {"code": "not_ready", "message": "injected by the test proxy"}}'
@@ -47,10 +51,15 @@ class FaultyProxy:
         self.requests: list[SeenRequest] = []
         self._lock = threading.Lock()
         self._http = httpx.Client(base_url=upstream, trust_env=False, timeout=120)
+        self._released = threading.Event()
 
     def add(self, fault: Fault) -> None:
         with self._lock:
             self.faults.append(fault)
+
+    def release(self) -> None:
+        """End every held request (and any held later): their connections are closed."""
+        self._released.set()
 
     def seen(self, method: str, path_prefix: str = "/") -> list[SeenRequest]:
         with self._lock:
@@ -59,7 +68,8 @@ class FaultyProxy:
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if fault.times > 0 and fault.method == method and path.startswith(fault.path_prefix):
+                matches = path.startswith(fault.path_prefix) and path.split("?")[0].endswith(fault.path_suffix)
+                if fault.times > 0 and fault.method == method and matches:
                     fault.times -= 1
                     return fault
         return None
@@ -73,7 +83,9 @@ class FaultyProxy:
         action = fault.action if fault else "forward"
         with self._lock:
             self.requests.append(SeenRequest(time.monotonic(), method, path, headers, action))
-        if fault is not None and fault.action == "drop":
+        if fault is not None and fault.action == "hold":
+            self._released.wait()
+        if fault is not None and fault.action in ("drop", "hold"):
             handler.close_connection = True
             return
         if fault is not None and fault.action == "answer":
@@ -108,7 +120,7 @@ def faulty_proxy(upstream: str) -> Iterator[tuple[FaultyProxy, str]]:
         def do_GET(self) -> None:
             proxy.handle(self)
 
-        do_POST = do_PUT = do_DELETE = do_GET
+        do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -120,6 +132,7 @@ def faulty_proxy(upstream: str) -> Iterator[tuple[FaultyProxy, str]]:
     try:
         yield proxy, f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        proxy.release()
         server.shutdown()
         server.server_close()
         thread.join()

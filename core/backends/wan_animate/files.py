@@ -25,6 +25,7 @@ _REQUIRED_JSON: dict[str, tuple[str, ...]] = {
 _TOKENIZER_FILES = ("tokenizer_config.json",)
 _WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin")
 _WEIGHTED = ("transformer", "vae", "text_encoder", "image_encoder")
+COMPONENT_FOLDERS = (*_WEIGHTED, "tokenizer", "image_processor", "scheduler")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,13 @@ class WanModelFiles:
     def is_tiny(self) -> bool:
         """Whether this is a tiny test directory (random weights)."""
         return (self.root / TINY_MARKER_FILE).is_file()
+
+    def loaded_files(self) -> list[Path]:
+        """Every file the worker loads, sorted: the pipeline's component folders whole, and DWPose's two."""
+        components = [
+            path for folder in COMPONENT_FOLDERS for path in (self.root / folder).rglob("*") if path.is_file()
+        ]
+        return sorted({self.root / "model_index.json", self.detector, self.pose_model, *components})
 
 
 def resolve_wan_files(model_dir: Path | str) -> WanModelFiles:
