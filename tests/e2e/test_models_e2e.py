@@ -25,7 +25,7 @@ MIMICMOTION_PARAMS = {"resolution": 128, "num_inference_steps": 2, "tile_size": 
 # The tiny model renders 480p at its own small area (32x32 pixels' worth). The 12-frame drive.mp4 at 24 fps
 # sampled at 12 fps gives 6 frames: with 5-frame segments carrying 1 frame over, 2 segments of 2 steps.
 WAN_PARAMS = {"resolution": "480p", "num_inference_steps": 2, "segment_frame_length": 5, "fps": 12}
-NUM_WAN_FRAMES, WAN_STEPS = 6, 2 * 2
+NUM_WAN_FRAMES = 6
 
 
 def test_each_model_has_its_queue_its_worker_and_its_params(
@@ -83,7 +83,8 @@ def test_each_model_has_its_queue_its_worker_and_its_params(
         assert job["status"] == "succeeded", job.get("error")
         assert job["output"]["num_frames"] == NUM_WAN_FRAMES
         assert job["output"]["fps"] == 12
-        assert job["progress"]["total_steps"] == WAN_STEPS
+        assert set(job["timings"]) >= {"fetching", "pose", "denoising", "encoding", "uploading"}
+        assert job["cache"] == {"driving_pose": "miss"}
         assert job["timings"]["denoising"] > 0 and job["resumed_from_step"] is None
         video = client.get(job["output"]["video_url"])
         assert video.status_code == 200
