@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.contract.queues import GPU_QUEUE
 from core.contract.records import utc_now
+from core.errors import JobNotFoundError
 from core.jobs.broker import broker_queue_length
 from core.jobs.deliveries import Deliveries
 from core.jobs.heartbeats import WorkerHeartbeats
@@ -91,6 +92,15 @@ class StoreCollector(Collector):
         yield stages
 
 
+def _queue_of_running(store: JobStore) -> Iterator[str]:
+    """The queue of each running job (at most one per worker: a few reads a scrape)."""
+    for job_id in store.running_ids():
+        try:
+            yield store.get(job_id).queue
+        except JobNotFoundError:  # finished and expired between the two reads
+            continue
+
+
 def _queue_metrics_of(
     store: JobStore, queues: Sequence[str], live: dict[str, dict[str, Any]]
 ) -> Iterator[Metric]:
@@ -102,11 +112,20 @@ def _queue_metrics_of(
     workers = GaugeMetricFamily(
         "mimicmotion_queue_live_workers", "Live workers consuming a GPU-class queue.", labels=["queue"]
     )
-    for queue in sorted({*queues, *served}):
+    running = GaugeMetricFamily(
+        "mimicmotion_queue_running_jobs", "Jobs running now, by the queue they came from (KEDA per model).",
+        labels=["queue"],
+    )  # fmt: skip
+    running_by_queue: dict[str, int] = {}
+    for queue in _queue_of_running(store):
+        running_by_queue[queue] = running_by_queue.get(queue, 0) + 1
+    for queue in sorted({*queues, *served, *running_by_queue}):
         waiting.add_metric([queue], broker_queue_length(store.db.client, queue))
         workers.add_metric([queue], sum(queue in info.get("queues", []) for info in live.values()))
+        running.add_metric([queue], running_by_queue.get(queue, 0))
     yield waiting
     yield workers
+    yield running
     oldest = store.oldest_queued_created_at()
     age_s = (utc_now() - oldest).total_seconds() if oldest is not None else 0.0
     yield GaugeMetricFamily(

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from celery.signals import task_postrun, task_prerun
 
-from core.contract.params import JobParams
-from core.contract.queues import ANIMATE_TASK, GPU_QUEUE
+from core.contract.params import MIMICMOTION, WAN_ANIMATE, JobParams
+from core.contract.queues import ANIMATE_TASK, GPU_QUEUE, model_queue
 from core.contract.records import Job, JobStatus
 from core.execution.run import RunDeps, run_job
 from core.jobs.heartbeats import WorkerHeartbeats
@@ -36,7 +36,7 @@ from worker.metrics import start_worker_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SERVICES = {"redis", "s3", "gateway", "worker", "webhooks", "flower", "prometheus", "grafana"}
+SERVICES = {"redis", "s3", "gateway", "worker", "worker-wan", "webhooks", "flower", "prometheus", "grafana"}
 
 
 def _tool(name: str) -> str:
@@ -119,7 +119,7 @@ def test_dockerignore_sends_only_the_image_context() -> None:
         assert copied <= kept, f"{dockerfile.name} copies {copied - kept}, which .dockerignore leaves out"
 
 
-CORE_MANIFESTS = ["config.yaml", "secret.example.yaml", "gateway.yaml", "worker.yaml"]
+CORE_MANIFESTS = ["config.yaml", "secret.example.yaml", "gateway.yaml", "worker.yaml", "worker-wan.yaml"]
 
 
 def test_kubernetes_manifests_validate() -> None:
@@ -128,7 +128,7 @@ def test_kubernetes_manifests_validate() -> None:
         [_tool("kubernetes-validate"), "--strict", *paths], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("passed") == 5, result.stdout  # ConfigMap, Secret, 2 Deployments, Service
+    assert result.stdout.count("passed") == 6, result.stdout  # ConfigMap, Secret, 3 Deployments, Service
 
 
 def test_kubernetes_validate_refuses_a_bad_deployment(tmp_path: Path) -> None:
@@ -194,6 +194,31 @@ def test_keda_scaled_object_scales_the_gpu_workers_and_keeps_running_jobs() -> N
     assert "mimicmotion_running_jobs" in (ROOT / "service/metrics.py").read_text()
     assert pod["terminationGracePeriodSeconds"] >= 1800
     assert container["readinessProbe"]["exec"]["command"] == ["python", "-m", "worker.health"]
+
+
+def test_each_model_has_its_worker_deployment_and_scaled_object_on_its_queue() -> None:
+    for model, manifest, scaled_object in (
+        (MIMICMOTION, "worker.yaml", "keda-scaledobject.yaml"),
+        (WAN_ANIMATE, "worker-wan.yaml", "keda-scaledobject-wan.yaml"),
+    ):
+        scaled = yaml.safe_load((ROOT / "deploy/k8s" / scaled_object).read_text())
+        jsonschema.validate(scaled, SCALED_OBJECT_SCHEMA)
+        (deployment,) = list(yaml.safe_load_all((ROOT / "deploy/k8s" / manifest).read_text()))
+        assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        queue = model_queue(model)
+        # The worker serves the model (the default one needs no flag) and consumes the queue KEDA watches.
+        assert ("--model" in container["command"]) == (model != MIMICMOTION)
+        if model != MIMICMOTION:
+            assert container["command"][container["command"].index("--model") + 1] == model
+        assert env["MIMICMOTION_WORKER_QUEUES"].split(",") == [queue]
+        triggers = {t["type"]: t["metadata"] for t in scaled["spec"]["triggers"]}
+        assert triggers["redis"]["listName"] == queue
+    # The compose stack has a worker per model too; the Wan one consumes its model's queue by default.
+    services = yaml.safe_load(_compose_config(ROOT).stdout)["services"]
+    assert services["worker-wan"]["command"][-2:] == ["--model", WAN_ANIMATE]
+    assert "MIMICMOTION_WORKER_QUEUES" not in services["worker-wan"]["environment"]
 
 
 class _AnimateTask:

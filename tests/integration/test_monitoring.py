@@ -410,7 +410,8 @@ def test_compose_monitoring_profile_provisions_prometheus_and_grafana() -> None:
         "scrape_configs"]}  # fmt: skip
     assert scrape["mimicmotion-gateway"]["names"] == ["gateway"] and scrape["mimicmotion-gateway"]["port"] == 8000
     assert "127.0.0.1:8000:8000/tcp" in services["gateway"]["ports"]
-    assert scrape["mimicmotion-worker"]["names"] == ["worker"] and scrape["mimicmotion-worker"]["port"] == 9100
+    assert scrape["mimicmotion-worker"]["names"] == ["worker", "worker-wan"]  # every model's worker service
+    assert scrape["mimicmotion-worker"]["port"] == 9100
     assert "MIMICMOTION_WORKER_METRICS_PORT=9100" in (ROOT / "docker/worker.Dockerfile").read_text()
 
     grafana = services["grafana"]
