@@ -13,7 +13,7 @@ from mimicmotion_client.protocol import JobRequest, Reply, submit, upload
 from mimicmotion_client.retry import parse_retry_after
 from mimicmotion_client.sources import source_of
 from mimicmotion_client.sse import JobEventStream, SSEParser
-from mimicmotion_client.types import parse_datetime
+from mimicmotion_client.types import Job, parse_datetime
 
 
 def job_json(status: str, step: int = 0) -> str:
@@ -105,6 +105,18 @@ def test_submit_refuses_an_input_that_is_neither_a_url_nor_a_file_before_any_req
     with pytest.raises(MimicMotionError, match="image must be") as refused:
         next(flow)
     assert refused.value.code == "invalid_input"
+
+
+def test_submit_names_a_model_only_when_given_and_a_job_without_one_is_mimicmotions() -> None:
+    def body(request: JobRequest) -> dict[str, object]:
+        flow = submit("https://x.test/p.png", "https://x.test/v.mp4", request, multipart_threshold_bytes=8,
+                      max_upload_bytes=None, read_timeout_s=5)  # fmt: skip
+        return dict(next(flow).json)
+
+    assert body(JobRequest(params={"seed": 1}, model="wan2.2-animate"))["model"] == "wan2.2-animate"
+    assert "model" not in body(JobRequest(params={"seed": 1}))  # the gateway's default; an older gateway takes it too
+    assert Job.from_json({"id": "j1", "status": "queued"}).model == "mimicmotion-1.1"  # a gateway from before models
+    assert Job.from_json({"id": "j1", "status": "queued", "model": "wan2.2-animate"}).model == "wan2.2-animate"
 
 
 def test_timestamps_with_z_parse_on_every_python() -> None:
