@@ -67,8 +67,8 @@ def test_models_lists_what_the_gateway_serves_and_submit_sends_the_chosen_model(
         wan = client.submit(*urls(client_stack), {"segment_frame_length": 81, "seed": 3}, model=WAN)
         stored = client.get(wan.id)
         default = client.submit(*urls(client_stack), {**SLOW, "seed": 4})
-        with pytest.raises(InvalidRequestError) as refused:  # run passes model on: MimicMotion's param, Wan's model
-            client.run(*urls(client_stack), {"tile_size": 8}, model=WAN, timeout=30)
+        with pytest.raises(InvalidRequestError) as refused:  # run passes model on: MimicMotion's params, Wan's model
+            client.run(*urls(client_stack), QUICK, model=WAN, timeout=60)
         for job in (wan, default):
             client.cancel(job.id)
 
@@ -174,6 +174,8 @@ def test_async_client_uploads_runs_lists_and_downloads(client_stack: ClientStack
             models = [model.name for model in await client.models()]
             wan = await client.submit(*urls(client_stack), {"seed": 11}, model=WAN)
             await client.cancel(wan.id)
+            with pytest.raises(InvalidRequestError, match=WAN):  # run passes model on, so Wan refuses QUICK
+                await client.run(*urls(client_stack), QUICK, model=WAN, timeout=60)
             assert models == SERVED_MODELS and wan.model == WAN and (await client.get(wan.id)).model == WAN
             return job, seen, listed, path.read_bytes()
 
