@@ -120,7 +120,7 @@ function rangeText(field) {
   if (field.minimum !== undefined && field.maximum !== undefined) parts.push(`${field.minimum} to ${bound(field.maximum)}`);
   else if (field.minimum !== undefined) parts.push(`at least ${field.minimum}`);
   if (field.multipleOf) parts.push(`a multiple of ${field.multipleOf}`);
-  if (field.hasDefault && field.default !== null) parts.push(`default ${field.default}`);
+  if (field.hasDefault && field.default !== null && field.default !== "") parts.push(`default ${field.default}`);
   return parts.length ? `(${parts.join(", ")})` : "";
 }
 
