@@ -26,7 +26,8 @@ def submit_command(args: argparse.Namespace) -> int:
     wait = args.wait if args.wait is not None else args.out is not None  # --out implies waiting for the result
     try:
         with _client(args) as client:
-            job = client.submit(args.image, args.video, params)
+            # --model (submit's parser in cli.main); None: the gateway's default model.
+            job = client.submit(args.image, args.video, params, model=args.model)
             print(f"job {job.id} {job.status}", file=sys.stderr)
             if not wait:
                 print(json.dumps(job.raw, indent=2))

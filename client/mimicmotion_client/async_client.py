@@ -22,7 +22,7 @@ from mimicmotion_client.protocol import DownloadFile, Flow, InputValue, JobReque
 from mimicmotion_client.retry import RetryPolicy, Tries
 from mimicmotion_client.sources import FileInput, source_of
 from mimicmotion_client.sse import JobEventStream, check_deadline, read_timeout_until
-from mimicmotion_client.types import Event, Job, JobPage, Upload
+from mimicmotion_client.types import Event, Job, JobPage, ModelInfo, Upload
 
 T = TypeVar("T")
 
@@ -102,6 +102,18 @@ class AsyncClient:
         """Delete an upload (idempotent); jobs already using it keep it until they end."""
         await self._run(protocol.delete_upload(upload_id))
 
+    # Models
+
+    async def models(self) -> list[ModelInfo]:
+        """The models the gateway serves, each with its params schema and how many live workers serve it
+        (``ModelInfo.default`` marks the one a submit without ``model`` gets).
+
+        Example:
+            >>> [model.name for model in await client.models()]
+            ['mimicmotion-1.1', 'wan2.2-animate']
+        """
+        return await self._run(protocol.list_models())
+
     # Jobs
 
     async def submit(
@@ -110,6 +122,7 @@ class AsyncClient:
         video: InputValue,
         params: dict[str, Any] | None = None,
         *,
+        model: str | None = None,
         webhook_url: str | None = None,
         webhook_events: Sequence[str] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -122,7 +135,9 @@ class AsyncClient:
         Args:
             image, video: an http(s) URL, an ``upload://`` URL or Upload, or something to upload first: a path
                 (``pathlib.Path``, or a str naming an existing file), bytes or a binary file object.
-            params: generation parameters (``seed``, ``num_inference_steps``, ``resolution`` ...).
+            params: generation parameters of the job's model (``seed``, ``num_inference_steps``, ``resolution``
+                ...; ``models()`` has each model's schema); the gateway answers 422 naming a field it refuses.
+            model: one of ``models()``' names (``wan2.2-animate`` ...); None: the gateway's default model.
             timeout_s: the job's own time limit (queue time included), not this request's.
             wait: ``Prefer: wait=N`` (N <= 60): the gateway answers when the job ends or N seconds pass.
             idempotency_key: default a fresh uuid4, the same for every retry of this call, so a retried
@@ -133,7 +148,9 @@ class AsyncClient:
             >>> job.status
             'queued'
         """
-        request = JobRequest(params, webhook_url, webhook_events, metadata, timeout_s, wait, idempotency_key)
+        request = JobRequest(
+            params, webhook_url, webhook_events, metadata, timeout_s, wait, idempotency_key, model=model
+        )
         return await self._run(
             protocol.submit(image, video, request, read_timeout_s=self._config.timeout_s, **self._upload_limits())
         )
@@ -243,6 +260,7 @@ class AsyncClient:
         video: InputValue,
         params: dict[str, Any] | None = None,
         *,
+        model: str | None = None,
         on_progress: Callable[[Job], object] | None = None,
         timeout: float | None = None,
         **submit_options: Any,
@@ -253,7 +271,7 @@ class AsyncClient:
             >>> job = await client.run("person.png", "dance.mp4", {"num_inference_steps": 25})
             >>> await client.download(job, "result.mp4")
         """
-        job = await self.submit(image, video, params, **submit_options)
+        job = await self.submit(image, video, params, model=model, **submit_options)
         if not job.is_terminal:
             job = await self.wait(job.id, on_progress=on_progress, timeout=timeout)
         if job.status != "succeeded":

@@ -27,7 +27,7 @@ from mimicmotion_client.errors import (
     error_for_status,
 )
 from mimicmotion_client.sources import Source, source_of
-from mimicmotion_client.types import Job, JobPage, Upload
+from mimicmotion_client.types import Job, JobPage, ModelInfo, Upload, models_of
 
 T = TypeVar("T")
 DEFAULT_MULTIPART_THRESHOLD_BYTES = 16 * 1024 * 1024  # above this, bytes go straight to storage (presigned PUT)
@@ -109,6 +109,11 @@ def list_page(*, limit: int, cursor: str | None) -> Flow[JobPage]:
     return JobPage.from_json(reply.body)
 
 
+def list_models() -> Flow[list[ModelInfo]]:
+    reply = yield RequestSpec("GET", "/models")
+    return models_of(reply.body)
+
+
 def cancel_job(job_id: str) -> Flow[Job]:
     """Cancel; a 409 for a job that is canceled already counts as done (the answer to an earlier try of this
     very request may have been lost)."""
@@ -188,6 +193,7 @@ class JobRequest:
     timeout_s: int | None = None
     wait_s: int | None = None  # Prefer: wait=N: the gateway holds the answer until the job ends or N s pass
     idempotency_key: str | None = None
+    model: str | None = None  # None: the gateway's default model
 
 
 def submit(
@@ -206,6 +212,7 @@ def submit(
             name, value, multipart_threshold_bytes=multipart_threshold_bytes, max_upload_bytes=max_upload_bytes
         )
     optional = {
+        "model": request.model,
         "params": dict(request.params) if request.params is not None else None,
         "webhook_url": request.webhook_url,
         "webhook_events": list(request.webhook_events) if request.webhook_events is not None else None,

@@ -1,4 +1,5 @@
-"""Typed results parsed from the gateway's JSON: Job (with Progress, JobError, JobOutput), JobPage, Upload, Event.
+"""Typed results parsed from the gateway's JSON: Job (with Progress, JobError, JobOutput), JobPage, Upload, Event,
+ModelInfo.
 
 Parsing is lenient on purpose: a field the gateway adds later is ignored (and kept in ``raw``), an absent
 optional field is None, so an older client keeps working against a newer gateway.
@@ -11,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
+# A gateway from before models served only this one, and its jobs name none.
+DEFAULT_MODEL = "mimicmotion-1.1"
 
 
 def parse_datetime(value: Any) -> datetime | None:
@@ -101,6 +104,7 @@ class Job:
 
     id: str
     status: str
+    model: str  # the model that generates it (``Client.models()``); its params are that model's
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -132,6 +136,7 @@ class Job:
         return cls(
             id=str(data["id"]),
             status=str(data["status"]),
+            model=str(data.get("model") or DEFAULT_MODEL),
             created_at=parse_datetime(data.get("created_at")),
             started_at=parse_datetime(data.get("started_at")),
             finished_at=parse_datetime(data.get("finished_at")),
@@ -148,6 +153,52 @@ class Job:
             cache={str(k): str(v) for k, v in data["cache"].items()} if isinstance(data.get("cache"), dict) else None,
             raw=data,
         )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model the gateway serves (``GET /models``): pass ``name`` as ``model=`` to ``submit``.
+
+    ``params_schema`` is the JSON Schema of its ``params`` (names, defaults, ranges); ``live_workers`` 0 means
+    no worker serves it right now, so its jobs wait in ``queue``. ``license`` is what its weights allow.
+
+    Example:
+        >>> [(model.name, model.live_workers) for model in client.models()]
+        [('mimicmotion-1.1', 2), ('wan2.2-animate', 1)]
+        >>> wan = next(model for model in client.models() if model.name == "wan2.2-animate")
+        >>> wan.params_schema["properties"]["segment_frame_length"]["default"]
+        77
+    """
+
+    name: str
+    default: bool  # used when submit names no model
+    title: str
+    license: str
+    summary: str
+    queue: str
+    live_workers: int
+    params_schema: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelInfo:
+        return cls(
+            name=str(data["name"]),
+            default=bool(data.get("default")),
+            title=str(data.get("title") or ""),
+            license=str(data.get("license") or ""),
+            summary=str(data.get("summary") or ""),
+            queue=str(data.get("queue") or ""),
+            live_workers=int(data.get("live_workers") or 0),
+            params_schema=_object(data.get("params_schema")),
+            raw=data,
+        )
+
+
+def models_of(data: Any) -> list[ModelInfo]:
+    """``GET /models``' ``data``, in the gateway's order."""
+    items = _object(data).get("data")
+    return [ModelInfo.from_json(item) for item in items] if isinstance(items, list) else []
 
 
 @dataclass(frozen=True)

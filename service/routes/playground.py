@@ -19,6 +19,7 @@ ASSETS = {
     "playground.js": "text/javascript",
     "api.js": "text/javascript",
     "params.js": "text/javascript",
+    "models.js": "text/javascript",
     "snippets.js": "text/javascript",
     "view.js": "text/javascript",
     "playground.css": "text/css",

@@ -1,5 +1,6 @@
-"""Fixtures for the playground's browser tests: one real stack (gateway under uvicorn, a worker on the
-tiny model, API keys required) and one headless Debian chromium, both shared by the module's tests.
+"""Fixtures for the playground's browser tests: one real stack (gateway under uvicorn serving both models, a
+worker on MimicMotion's tiny model, API keys required) and one headless Debian chromium, both shared by the
+module's tests.
 
 Playwright drives the system chromium (``/usr/bin/chromium``, installed by ``make system-deps``); no
 browser is downloaded. Each test gets a fresh browser context, so session storage starts empty.
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.playground_page import API_KEY, Playground
+from tests.browser.playground_page import API_KEY, SERVED_MODELS, Playground
 from tests.support.fault_stack import FaultStack, fault_stack
 from tests.support.input_files import write_inputs
 from tests.support.processes import http_ok, wait_for
@@ -33,8 +34,10 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[FaultStack]:
+    """The gateway serves both models; the one worker serves MimicMotion, so Wan2.2-Animate's jobs wait queued."""
     with ExitStack() as stack:
-        yield fault_stack(stack, tmp_path_factory.mktemp("playground"), tiny_model_dir, ["w0"], api_keys=API_KEY)
+        yield fault_stack(stack, tmp_path_factory.mktemp("playground"), tiny_model_dir, ["w0"], api_keys=API_KEY,
+                          models=SERVED_MODELS)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

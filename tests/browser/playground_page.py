@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Request
 
 API_KEY = "playground-key-1"
+SERVED_MODELS = "mimicmotion-1.1,wan2.2-animate"  # MIMICMOTION_MODELS of the test gateway
 
 RECORDER = """
 window.__seen = {stages: [], steps: [], etas: [], statuses: [], statusTexts: [], violations: [],
@@ -106,6 +107,17 @@ class Playground:
                 field.select_option(str(value))
             else:
                 field.fill(str(value))
+
+    def wait_for_model(self, name: str) -> None:
+        """The picker lists ``name`` (GET /models was read)."""
+        self.page.wait_for_selector(f'[data-testid=model-select] option[value="{name}"]', state="attached")
+
+    def choose_model(self, name: str) -> None:
+        self.by_testid("model-select").select_option(name)
+
+    def param_names(self) -> list[str]:
+        names: list[str] = self.page.locator("#params [name]").evaluate_all("(inputs) => inputs.map((i) => i.name)")
+        return names
 
     def submit(self) -> None:
         self.by_testid("submit").click()

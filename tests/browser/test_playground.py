@@ -1,6 +1,6 @@
 """The playground in a real browser (headless Debian chromium) against a real gateway and a worker on
 the tiny model: a job from dropped files to playable videos, cancel, a wrong key, user strings kept as
-text, and the page's Content-Security-Policy.
+text, the model picker and its forms, and the page's Content-Security-Policy.
 """
 
 import json
@@ -209,6 +209,7 @@ def test_copy_as_curl_runs_the_same_job_and_copy_as_python_calls_the_client(
     assert "from mimicmotion_client import Client" in python
     assert f'Client("{services.services.base_url}", api_key=os.environ["MIMICMOTION_API_KEY"])' in python
     assert 'client.run(image="person.png", video="drive.mp4", params={' in python and '"seed": 7' in python
+    assert "model" not in python and "model" not in curl  # the default model goes unnamed
     # The curl script, run where person.png and drive.mp4 lie, submits the same job again: same params, same video.
     run = subprocess.run(["bash", "-euo", "pipefail", "-c", curl], cwd=inputs, capture_output=True, text=True,
                          env={**os.environ, "MIMICMOTION_API_KEY": API_KEY}, timeout=60, check=False)  # fmt: skip
@@ -217,6 +218,113 @@ def test_copy_as_curl_runs_the_same_job_and_copy_as_python_calls_the_client(
     repeat = next(iter(again.values()))
     assert repeat["status"] == "succeeded" and repeat["params"] == job["params"]
     assert repeat["output"]["sha256"] == job["output"]["sha256"]
+
+
+WAN = "wan2.2-animate"
+WAN_CHOICES = {"prompt": "a dancer spins", "segment_frame_length": 81, "prev_segment_conditioning_frames": 5,
+               "resolution": "480p", "seed": 21}  # fmt: skip
+
+
+def test_the_model_picker_lists_the_served_models_and_renders_the_chosen_models_form(
+    playground: Playground, services: FaultStack, inputs: Path
+) -> None:
+    client = authorized(services)
+    models = {model["name"]: model for model in client.get("/models").json()["data"]}
+    assert list(models) == ["mimicmotion-1.1", WAN]
+    playground.open()
+    playground.enter_key(API_KEY)  # GET /models needs the key
+    playground.wait_for_model(WAN)
+    picker, info = playground.by_testid("model-select"), playground.by_testid("model-info")
+
+    options = picker.locator("option")
+    assert options.evaluate_all("(items) => items.map((item) => item.value)") == list(models)
+    assert options.all_inner_texts() == [f"{name}: {model['title']}" for name, model in models.items()]
+    assert picker.input_value() == "mimicmotion-1.1"  # the default
+    assert playground.param_names() == list(models["mimicmotion-1.1"]["params_schema"]["properties"])
+    assert models["mimicmotion-1.1"]["license"] in info.inner_text()
+    assert "no worker serves this model" not in info.inner_text().lower()  # w0 serves MimicMotion
+
+    playground.choose_model(WAN)
+
+    names = playground.param_names()
+    assert names == list(models[WAN]["params_schema"]["properties"])
+    assert {"prompt", "segment_frame_length", "prev_segment_conditioning_frames"} <= set(names)
+    assert "tile_size" not in names and "sigma_schedule" not in names
+    form = playground.page.locator("#params")
+    assert form.locator('[name="segment_frame_length"]').input_value() == "77"
+    assert form.locator('[name="resolution"] option').all_inner_texts() == ["480p", "720p"]
+    assert models[WAN]["license"] in info.inner_text() and models[WAN]["summary"] in info.inner_text()
+    assert "no worker serves this model: jobs wait" in info.inner_text().lower()  # no Wan worker in this stack
+
+    playground.choose_image(inputs / "person.png")
+    playground.drop_video(inputs / "drive.mp4")
+    playground.set_params(WAN_CHOICES)
+    playground.submit()
+    playground.wait_for_status("queued", timeout_s=30)
+
+    # The job as the server stored it: Wan's model and params, numbers as numbers; it waits in Wan's queue.
+    job = client.get(f"/jobs/{playground.job_id()}").json()
+    assert job["model"] == WAN and job["status"] == "queued"
+    assert {name: job["params"][name] for name in WAN_CHOICES} == WAN_CHOICES
+    assert job["params"]["num_inference_steps"] == models[WAN]["params_schema"]["properties"]["num_inference_steps"][
+        "default"
+    ]  # fmt: skip
+    assert services.store.get(job["id"]).queue == WAN
+    assert playground.page.locator('#details dd[data-field="model"]').inner_text() == WAN
+
+    # Its snippets name the model; the curl script, run, submits the same job to the same model.
+    playground.page.locator("#copy-python").click()
+    python = playground.page.locator("#snippet").inner_text()
+    assert f'client.run(image="person.png", video="drive.mp4", model="{WAN}", params={{' in python
+    compile(python, "snippet.py", "exec")
+    playground.page.locator("#copy-curl").click()
+    curl = playground.page.locator("#snippet").inner_text()
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", curl], cwd=inputs, capture_output=True, text=True,
+                         env={**os.environ, "MIMICMOTION_API_KEY": API_KEY}, timeout=60, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    again = client.get(f"/jobs/{json.loads(run.stdout)['id']}").json()
+    assert again["model"] == WAN and again["params"] == job["params"]
+
+    playground.choose_model("mimicmotion-1.1")  # and back: MimicMotion's form, with its defaults
+    assert playground.param_names() == list(models["mimicmotion-1.1"]["params_schema"]["properties"])
+    assert playground.page.locator('#params [name="resolution"]').input_value() == "576"
+    for job_id in (job["id"], again["id"]):
+        assert client.post(f"/jobs/{job_id}/cancel").status_code == 200
+    assert playground.seen()["violations"] == []
+
+
+def test_without_the_model_list_the_page_falls_back_to_job_params_and_says_so(
+    playground: Playground, services: FaultStack, inputs: Path
+) -> None:
+    schema = services.client.get("/openapi.json").json()["components"]["schemas"]["JobParams"]["properties"]
+    playground.page.route(f"{playground.base_url}/models", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body=json.dumps({"error": {"code": "not_ready", "message": "the model list is down"}}),
+    ))  # fmt: skip
+    playground.open()
+    playground.enter_key(API_KEY)
+    info = playground.by_testid("model-info")
+    playground.page.wait_for_function("() => document.querySelector('[data-testid=model-info]')"
+                                      ".textContent.includes('the model list is down')")  # fmt: skip
+
+    assert "Could not list the models" in info.inner_text() and "JobParams" in info.inner_text()
+    picker = playground.by_testid("model-select")
+    assert picker.is_disabled() and picker.locator("option").evaluate_all("(o) => o.map((i) => i.value)") == [
+        "mimicmotion-1.1"
+    ]  # fmt: skip
+    assert playground.param_names() == list(schema)
+    playground.choose_image(inputs / "person.png")
+    playground.drop_video(inputs / "drive.mp4")
+    playground.set_params(LONG)
+    playground.submit()
+    playground.page.wait_for_function("() => document.querySelector('#job-id').textContent.trim() !== ''")
+
+    created = next(r for r in playground.requests if r.method == "POST" and r.url.endswith("/jobs"))
+    assert "model" not in json.loads(created.post_data or "{}")  # the server's default model
+    client = authorized(services)
+    job = client.get(f"/jobs/{playground.job_id()}").json()
+    assert job["model"] == "mimicmotion-1.1" and job["params"]["num_inference_steps"] == LONG["num_inference_steps"]
+    assert client.post(f"/jobs/{job['id']}/cancel").status_code == 200
 
 
 HOSTILE = "<img src=x onerror='window.__pwned = 1'><script>window.__pwned = 2</script>"
@@ -255,7 +363,7 @@ def test_the_page_is_served_under_a_strict_csp_without_inline_script_or_style(se
     assert scripts and all('src="/playground/' in attributes and body.strip() == "" for attributes, body in scripts)
     assert "<style" not in html and not re.search(r"\sstyle=", html)
     assert not re.search(r"\son[a-z]+=", html)  # no inline event handlers
-    for name in ("playground.js", "api.js", "params.js", "snippets.js", "view.js", "playground.css"):
+    for name in ("playground.js", "api.js", "params.js", "models.js", "snippets.js", "view.js", "playground.css"):
         asset = httpx.get(f"{services.services.base_url}/playground/{name}", trust_env=False)
         assert asset.status_code == 200 and "content-security-policy" in asset.headers, name
     assert httpx.get(f"{services.services.base_url}/playground/..%2Fapp.py", trust_env=False).status_code == 404

@@ -115,5 +115,17 @@ def test_a_job_carries_its_attempts_resume_step_and_cache_and_absent_ones_are_no
     assert (fresh.attempts, fresh.resumed_from_step, fresh.cache) == (0, None, None)
 
 
+def test_submit_names_a_model_only_when_given_and_a_job_without_one_is_mimicmotions() -> None:
+    def body(request: JobRequest) -> dict[str, object]:
+        flow = submit("https://x.test/p.png", "https://x.test/v.mp4", request, multipart_threshold_bytes=8,
+                      max_upload_bytes=None, read_timeout_s=5)  # fmt: skip
+        return dict(next(flow).json)
+
+    assert body(JobRequest(params={"seed": 1}, model="wan2.2-animate"))["model"] == "wan2.2-animate"
+    assert "model" not in body(JobRequest(params={"seed": 1}))  # the gateway's default; an older gateway takes it too
+    assert Job.from_json({"id": "j1", "status": "queued"}).model == "mimicmotion-1.1"  # a gateway from before models
+    assert Job.from_json({"id": "j1", "status": "queued", "model": "wan2.2-animate"}).model == "wan2.2-animate"
+
+
 def test_timestamps_with_z_parse_on_every_python() -> None:
     assert parse_datetime("2026-12-04T01:02:03.456789Z") == datetime(2026, 12, 4, 1, 2, 3, 456789, UTC)

@@ -17,12 +17,13 @@ from mimicmotion_client import (
     Job,
     JobFailedError,
     MimicMotionError,
+    ModelInfo,
     NotFoundError,
     WaitTimeoutError,
 )
 
 from core.video.decode import read_video_frames
-from tests.support.client_stack import QUICK, SLOW, ClientStack
+from tests.support.client_stack import QUICK, SERVED_MODELS, SLOW, ClientStack
 from tests.support.media import moving_person_frames, person_image, write_image, write_video
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +56,34 @@ def test_run_follows_the_stream_to_success_and_downloads_the_checked_video(
     assert read_video_frames(video, sample_stride=1).frames.shape[0] == job.output.num_frames
     assert read_video_frames(poses, sample_stride=1).frames.shape[0] == job.output.num_frames
     assert not list(tmp_path.rglob("*.part"))
+
+
+WAN = "wan2.2-animate"
+
+
+def test_models_lists_what_the_gateway_serves_and_submit_sends_the_chosen_model(client_stack: ClientStack) -> None:
+    with Client(client_stack.base_url, client_stack.fresh_key()) as client:
+        models = client.models()
+        wan = client.submit(*urls(client_stack), {"segment_frame_length": 81, "seed": 3}, model=WAN)
+        stored = client.get(wan.id)
+        default = client.submit(*urls(client_stack), {**SLOW, "seed": 4})
+        with pytest.raises(InvalidRequestError) as refused:  # run passes model on: MimicMotion's params, Wan's model
+            client.run(*urls(client_stack), QUICK, model=WAN, timeout=60)
+        for job in (wan, default):
+            client.cancel(job.id)
+
+    assert all(isinstance(model, ModelInfo) for model in models)
+    assert [model.name for model in models] == SERVED_MODELS
+    assert [model.default for model in models] == [True, False]
+    assert [model.live_workers for model in models] == [1, 0]  # the stack's worker serves MimicMotion only
+    assert [model.queue for model in models] == ["gpu", WAN]
+    assert models[1].params_schema["properties"]["segment_frame_length"]["default"] == 77
+    assert "tile_size" in models[0].params_schema["properties"]
+    assert models[1].title == models[1].raw["title"] and "Apache-2.0" in models[1].license and models[1].summary
+    assert (wan.model, wan.status, wan.params["segment_frame_length"]) == (WAN, "queued", 81)
+    assert stored.model == WAN and stored.params["prompt"] == models[1].params_schema["properties"]["prompt"]["default"]
+    assert default.model == "mimicmotion-1.1"
+    assert refused.value.status == 422 and "tile_size" in refused.value.message and WAN in refused.value.message
 
 
 def test_list_iterates_every_page_newest_first_and_cancel_is_idempotent(client_stack: ClientStack) -> None:
@@ -142,6 +171,12 @@ def test_async_client_uploads_runs_lists_and_downloads(client_stack: ClientStack
             await client.cancel(other.id)
             listed = [listed.id async for listed in client.list(limit=1)]
             path = await client.download(job, tmp_path / "async.mp4")
+            models = [model.name for model in await client.models()]
+            wan = await client.submit(*urls(client_stack), {"seed": 11}, model=WAN)
+            await client.cancel(wan.id)
+            with pytest.raises(InvalidRequestError, match=WAN):  # run passes model on, so Wan refuses QUICK
+                await client.run(*urls(client_stack), QUICK, model=WAN, timeout=60)
+            assert models == SERVED_MODELS and wan.model == WAN and (await client.get(wan.id)).model == WAN
             return job, seen, listed, path.read_bytes()
 
     job, seen, listed, video = asyncio.run(scenario())

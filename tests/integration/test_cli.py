@@ -175,6 +175,23 @@ def test_submit_no_wait_prints_the_job_then_download_and_delete_use_its_id(
     assert capsys.readouterr().err.startswith("mimicmotion: error [no_output]: ")
 
 
+def test_submit_sends_the_model_it_is_given(client_stack: "ClientStack", capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import build_parser
+    from cli.submit import submit_command
+
+    gateway = ["--url", client_stack.base_url, "--api-key", client_stack.fresh_key()]
+    image, video = f"{client_stack.inputs_url}/person.png", f"{client_stack.inputs_url}/drive.mp4"
+    args = build_parser().parse_args(["submit", *gateway, "--image", image, "--video", video, "--no-wait"])
+    args.model = "wan2.2-animate"  # what `--model wan2.2-animate` sets (submit's parser, in cli.main)
+    assert submit_command(args) == 0
+    job = json.loads(capsys.readouterr().out)
+    assert job["model"] == "wan2.2-animate" and job["status"] == "queued"  # no worker of it in this stack
+    from mimicmotion_client import Client
+
+    with Client(client_stack.base_url, gateway[3]) as client:
+        assert client.cancel(job["id"]).status == "canceled"
+
+
 def test_client_commands_report_a_refusal_in_one_line(client_stack: "ClientStack", capsys) -> None:
     assert main(["delete", "no-such-job", "--url", client_stack.base_url, "--api-key", client_stack.fresh_key()]) == 2
     error = capsys.readouterr().err

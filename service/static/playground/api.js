@@ -42,6 +42,10 @@ export class Api {
     return this.request("GET", "/openapi.json");
   }
 
+  models() {
+    return this.request("GET", "/models");
+  }
+
   readiness() {
     return fetch("/readyz", { cache: "no-store" }).then((r) => r.json()).catch(() => null);
   }

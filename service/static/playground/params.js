@@ -1,6 +1,7 @@
-// The parameters form, generated from the API's schema for JobParams: one input per property, named
-// after it, with the schema's default, range and description. A new parameter in the API shows up here
-// without a change to the page.
+// The parameters form, generated from a model's params JSON schema (GET /models, params_schema; or, when
+// that list cannot be read, the API's own JobParams): one input per property, named after it, with the
+// schema's default, range and description. A new parameter or model in the API shows up here without a
+// change to the page.
 
 // A property's own schema: `anyOf: [{...}, {type: "null"}]` (an optional value) is its non-null branch.
 function describe(name, property) {
@@ -11,21 +12,33 @@ function describe(name, property) {
     title: property.title || name,
     description: property.description || "",
     type: value.type || property.type || "string",
-    enum: value.enum || property.enum || null,
+    // A one-value Literal (e.g. Wan's mode "animate") is `const`: a select of that one value.
+    enum: value.enum || property.enum || (value.const !== undefined ? [value.const] : null),
     minimum: value.minimum ?? property.minimum,
     maximum: value.maximum ?? property.maximum,
     multipleOf: value.multipleOf ?? property.multipleOf,
+    minLength: value.minLength ?? property.minLength,
+    maxLength: value.maxLength ?? property.maxLength,
     hasDefault: Object.prototype.hasOwnProperty.call(property, "default"),
     default: property.default,
     nullable: branches.some((branch) => branch.type === "null"),
   };
 }
 
+// The fields of one params schema (a model's params_schema from GET /models).
+export function schemaFields(schema) {
+  if (!schema || !schema.properties) throw new Error("the model's params schema has no properties");
+  return Object.entries(schema.properties).map(([name, property]) => describe(name, property));
+}
+
+// The fallback when GET /models cannot be read: JobParams (the default model's) from /openapi.json.
 export function paramFields(openapi) {
   const schema = openapi?.components?.schemas?.JobParams;
   if (!schema || !schema.properties) throw new Error("the API's schema has no JobParams");
-  return Object.entries(schema.properties).map(([name, property]) => describe(name, property));
+  return schemaFields(schema);
 }
+
+const LONG_TEXT = 200; // strings allowed longer than this (prompts) get a text area
 
 function control(field) {
   if (field.enum) {
@@ -52,15 +65,24 @@ function control(field) {
     // Seeds go up to 2^63-1, beyond what a double holds exactly: no max attribute, checked as digits below.
     if (field.maximum !== undefined && Number.isSafeInteger(field.maximum)) input.max = String(field.maximum);
     input.step = field.multipleOf ? String(field.multipleOf) : field.type === "integer" ? "1" : "any";
+  } else if ((field.maxLength ?? Infinity) > LONG_TEXT) {
+    const area = document.createElement("textarea");
+    area.rows = 2;
+    if (field.maxLength !== undefined) area.maxLength = field.maxLength;
+    if (field.hasDefault && field.default !== null) area.value = String(field.default);
+    return area;
   } else {
     input.type = "text";
+    if (field.maxLength !== undefined) input.maxLength = field.maxLength;
   }
   if (field.hasDefault && field.default !== null) input.value = String(field.default);
   else input.placeholder = field.nullable ? "empty: the server picks one" : "";
   return input;
 }
 
-export function renderParams(form, fields) {
+// Renders the form; `keep` (a Map of name -> value from formValues) restores what the user had typed, for
+// a re-render of the same model's form (its list of models arrived after the key was entered).
+export function renderParams(form, fields, keep = new Map()) {
   form.replaceChildren();
   for (const field of fields) {
     const row = document.createElement("label");
@@ -71,6 +93,10 @@ export function renderParams(form, fields) {
     const input = control(field);
     input.name = field.name;
     input.id = `param-${field.name}`;
+    if (keep.has(field.name)) {
+      if (field.type === "boolean") input.checked = keep.get(field.name) === "true";
+      else input.value = keep.get(field.name);
+    }
     const help = document.createElement("small");
     const range = rangeText(field);
     help.textContent = [field.description, range].filter(Boolean).join(" ");
@@ -79,12 +105,22 @@ export function renderParams(form, fields) {
   }
 }
 
+// What the form holds now, by field name (checkboxes as "true"/"false"), for renderParams' `keep`.
+export function formValues(form, fields) {
+  const values = new Map();
+  for (const field of fields) {
+    const input = form.elements.namedItem(field.name);
+    if (input) values.set(field.name, field.type === "boolean" ? String(input.checked) : input.value);
+  }
+  return values;
+}
+
 function rangeText(field) {
   const parts = [];
   if (field.minimum !== undefined && field.maximum !== undefined) parts.push(`${field.minimum} to ${bound(field.maximum)}`);
   else if (field.minimum !== undefined) parts.push(`at least ${field.minimum}`);
   if (field.multipleOf) parts.push(`a multiple of ${field.multipleOf}`);
-  if (field.hasDefault && field.default !== null) parts.push(`default ${field.default}`);
+  if (field.hasDefault && field.default !== null && field.default !== "") parts.push(`default ${field.default}`);
   return parts.length ? `(${parts.join(", ")})` : "";
 }
 
@@ -105,7 +141,8 @@ export function readParams(form, fields) {
       continue;
     }
     const json = toJson(field, text);
-    if (field.hasDefault && json === toJson(field, String(field.default))) continue;
+    // A null default (seed: the server draws one) is no value to compare with: what is given is sent.
+    if (field.hasDefault && field.default !== null && json === toJson(field, String(field.default))) continue;
     pairs.push([field.name, json]);
   }
   return pairs;
@@ -113,8 +150,10 @@ export function readParams(form, fields) {
 
 function toJson(field, text) {
   if (field.enum) {
-    if (!field.enum.map(String).includes(text)) throw new Error(`${field.name} must be one of ${field.enum.join(", ")}`);
-    return JSON.stringify(text);
+    // The enum's own value, so a number stays a JSON number (Wan's prev_segment_conditioning_frames: 1 or 5).
+    const value = field.enum.find((option) => String(option) === text);
+    if (value === undefined) throw new Error(`${field.name} must be one of ${field.enum.join(", ")}`);
+    return JSON.stringify(value);
   }
   if (field.type === "boolean") return text === "true" ? "true" : "false";
   if (field.type === "integer") {
@@ -129,6 +168,8 @@ function toJson(field, text) {
     checkRange(field, number, text);
     return String(number);
   }
+  if (field.minLength !== undefined && text.length < field.minLength) throw new Error(`${field.name} must be at least ${field.minLength} characters`);
+  if (field.maxLength !== undefined && text.length > field.maxLength) throw new Error(`${field.name} must be at most ${field.maxLength} characters (got ${text.length})`);
   return JSON.stringify(text);
 }
 

@@ -1,8 +1,10 @@
-// The playground's wiring: the API key, the two inputs, the generated params form, submit and cancel,
-// the live stream of the current job, and the key's recent jobs. Rendering lives in view.js.
+// The playground's wiring: the API key, the two inputs, the model picker and its generated params form,
+// submit and cancel, the live stream of the current job, and the key's recent jobs. Rendering lives in
+// view.js (the job), models.js (the picker) and params.js (the form).
 
 import { Api, ApiError } from "./api.js";
-import { paramFields, paramsJson, readParams, renderParams } from "./params.js";
+import { defaultModel, openapiDefaultModel, renderFallback, renderModelInfo, renderPicker } from "./models.js";
+import { formValues, paramFields, paramsJson, readParams, renderParams, schemaFields } from "./params.js";
 import { curlSnippet, pythonSnippet } from "./snippets.js";
 import { DEFAULT_STAGES, JobView, errorTitle } from "./view.js";
 
@@ -12,6 +14,9 @@ const INPUTS_STORAGE = "mimicmotion.inputs."; // + job id: what this tab submitt
 const $ = (id) => document.getElementById(id);
 
 const state = {
+  openapi: null, // /openapi.json: the stages, and the fallback form when GET /models cannot be read
+  models: [], // GET /models' data; empty until it was read
+  model: null, // the chosen model's name; null: the fallback form, jobs name no model (the server's default)
   fields: [],
   keyRequired: true,
   files: { image: null, video: null },
@@ -48,6 +53,7 @@ function setUpKey() {
     if (key) sessionStorage.setItem(KEY_STORAGE, key);
     else sessionStorage.removeItem(KEY_STORAGE);
     loadHistory();
+    loadModels(); // GET /models needs the key too
   });
   keyInput.addEventListener("keydown", (event) => {
     if (event.key === "Enter") keyInput.dispatchEvent(new Event("change"));
@@ -129,6 +135,61 @@ function setStatusText(text) {
   $("status").textContent = text;
 }
 
+// --- the model picker and its parameters form ---------------------------------------------------------
+
+// Reads GET /models; the first list read fills the picker, a later one (the key changed) replaces it and
+// keeps the form's values when the same model stays chosen. Without a list: the fallback form.
+async function loadModels() {
+  let models;
+  try {
+    models = (await api.models()).data;
+    if (!Array.isArray(models) || !models.length) throw new Error("the server lists no models");
+  } catch (error) {
+    if (!state.models.length) useFallback(error); // a list read before stays
+    return;
+  }
+  const shown = state.model ?? openapiDefaultModel(state.openapi); // the fallback form is the default model's
+  state.models = models;
+  const chosen = models.some((model) => model.name === shown) ? shown : defaultModel(models);
+  renderPicker($("model-select"), models, chosen);
+  chooseModel(chosen, { keepValues: chosen === shown });
+}
+
+function chooseModel(name, { keepValues = false } = {}) {
+  const model = state.models.find((candidate) => candidate.name === name);
+  const form = $("params");
+  let fields;
+  try {
+    fields = schemaFields(model.params_schema);
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  const keep = keepValues ? formValues(form, state.fields) : new Map();
+  state.model = name;
+  state.fields = fields;
+  renderParams(form, fields, keep);
+  renderModelInfo($("model-info"), model);
+  $("params-source").textContent = `From ${name}'s params schema (GET /models); an empty field takes the default.`;
+}
+
+function useFallback(error) {
+  state.model = null;
+  renderFallback($("model-select"), $("model-info"), openapiDefaultModel(state.openapi), error);
+  if (state.fields.length) return; // the fallback form is there already (the key is still wrong)
+  try {
+    state.fields = paramFields(state.openapi);
+    renderParams($("params"), state.fields);
+  } catch (failure) {
+    showError(failure);
+  }
+}
+
+// The default model's name, for the snippets (which name a model only when it is another one).
+function currentDefaultModel() {
+  return state.models.length ? defaultModel(state.models) : openapiDefaultModel(state.openapi);
+}
+
 // --- submit, follow, cancel -------------------------------------------------------------------------
 
 async function submit() {
@@ -139,7 +200,8 @@ async function submit() {
     const params = readParams($("params"), state.fields);
     const image = await resolveInput("image");
     const video = await resolveInput("video");
-    const body = `{"image_url": ${JSON.stringify(image.url)}, "video_url": ${JSON.stringify(video.url)}, "params": ${paramsJson(params)}}`;
+    const model = state.model === null ? "" : `"model": ${JSON.stringify(state.model)}, `;
+    const body = `{"image_url": ${JSON.stringify(image.url)}, "video_url": ${JSON.stringify(video.url)}, ${model}"params": ${paramsJson(params)}}`;
     const job = await api.createJob(body);
     sessionStorage.setItem(INPUTS_STORAGE + job.id, JSON.stringify({ image: image.snippet, video: video.snippet }));
     follow(job);
@@ -253,7 +315,7 @@ async function copySnippet(kind) {
   if (!job) return;
   const inputs = JSON.parse(sessionStorage.getItem(INPUTS_STORAGE + job.id) || "null");
   const make = kind === "curl" ? curlSnippet : pythonSnippet;
-  const text = make(location.origin, job, inputs, state.keyRequired);
+  const text = make(location.origin, job, inputs, state.keyRequired, currentDefaultModel());
   const pre = $("snippet");
   pre.textContent = text;
   pre.hidden = false;
@@ -277,19 +339,19 @@ async function start() {
     event.preventDefault(); // Enter in a field animates; the form itself never navigates
     submit();
   });
+  $("model-select").addEventListener("change", (event) => chooseModel(event.target.value));
   $("cancel").addEventListener("click", cancel);
   $("refresh-history").addEventListener("click", loadHistory);
   $("copy-curl").addEventListener("click", () => copySnippet("curl"));
   $("copy-python").addEventListener("click", () => copySnippet("python"));
   let stages = DEFAULT_STAGES;
   try {
-    const schema = await api.schema();
-    state.fields = paramFields(schema);
-    renderParams($("params"), state.fields);
-    stages = schema.components?.schemas?.Stage?.enum || DEFAULT_STAGES;
+    state.openapi = await api.schema();
+    stages = state.openapi.components?.schemas?.Stage?.enum || DEFAULT_STAGES;
   } catch (error) {
     showError(error);
   }
+  await loadModels();
   view = new JobView({
     jobId: $("job-id"), status: $("status"), progress: $("progress"), progressText: $("progress-text"),
     eta: $("eta"), timeline: $("timeline"), details: $("details"), preview: $("preview"),

@@ -178,6 +178,7 @@ export class JobView {
 
   renderDetails(job) {
     const rows = [
+      ["model", job.model ?? ""],
       ["seed", job.params?.seed ?? ""],
       ["params", JSON.stringify(job.params ?? {}, null, 1)],
       ["created", job.created_at],
