@@ -121,6 +121,27 @@ def test_out_of_range_flag_is_rejected_naming_the_flag(inputs: tuple[Path, Path]
               "--tile-size", "8", "--tile-overlap", "8"])  # fmt: skip
 
 
+def test_animate_runs_wan_on_its_tiny_model_one_frame_per_frame_sampled_at_its_fps(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image, video = inputs
+    model_dir = tmp_path / "wan"
+    assert main(["make-tiny-model", "--model", "wan2.2-animate", str(model_dir)]) == 0
+    out, pose_out = tmp_path / "wan.mp4", tmp_path / "wan-poses"
+    args = ["animate", "--model", "wan2.2-animate", "--model-dir", str(model_dir), "--image", str(image)]
+    flags = ["--video", str(video), "--resolution", "480p", "--num-inference-steps", "2", "--fps", "12"]
+    assert main([*args, *flags, "--segment-frame-length", "5", "--seed", "3", "--device", "cpu",
+                 "--out", str(out), "--pose-out", str(pose_out)]) == 0  # fmt: skip
+    # 21 frames at 24 fps sampled at 12 fps: int(21 / 24 * 12) = 10 frames, each one output frame.
+    result = read_video_frames(out)
+    assert result.frames.shape[0] == 10 and result.info.codec == "h264"
+    assert len(list(pose_out.glob("*.png"))) == 10
+    assert "10 frames at" in capsys.readouterr().out
+    # A MimicMotion flag with the Wan model is refused by name, before anything loads.
+    with pytest.raises(SystemExit, match=r"--tile-size: not a parameter of wan2\.2-animate"):
+        main([*args, *flags, "--tile-size", "8", "--out", str(out)])
+
+
 def test_console_script_makes_a_tiny_model(tmp_path: Path) -> None:
     result = subprocess.run(
         [Path(sys.executable).parent / "mimicmotion", "make-tiny-model", str(tmp_path / "m")],
@@ -181,11 +202,14 @@ def test_submit_sends_the_model_it_is_given(client_stack: "ClientStack", capsys:
 
     gateway = ["--url", client_stack.base_url, "--api-key", client_stack.fresh_key()]
     image, video = f"{client_stack.inputs_url}/person.png", f"{client_stack.inputs_url}/drive.mp4"
-    args = build_parser().parse_args(["submit", *gateway, "--image", image, "--video", video, "--no-wait"])
-    args.model = "wan2.2-animate"  # what `--model wan2.2-animate` sets (submit's parser, in cli.main)
+    args = build_parser().parse_args([
+        "submit", *gateway, "--image", image, "--video", video, "--no-wait", "--model", "wan2.2-animate",
+        "--resolution", "480p", "--segment-frame-length", "13",
+    ])  # fmt: skip
     assert submit_command(args) == 0
     job = json.loads(capsys.readouterr().out)
     assert job["model"] == "wan2.2-animate" and job["status"] == "queued"  # no worker of it in this stack
+    assert (job["params"]["resolution"], job["params"]["segment_frame_length"]) == ("480p", 13)
     from mimicmotion_client import Client
 
     with Client(client_stack.base_url, gateway[3]) as client:
