@@ -86,6 +86,17 @@ def test_a_longer_upper_arm_lengthens_both_and_the_forearms_follow_with_their_di
     np.testing.assert_allclose(limb(out, R_HIP, R_KNEE), limb(STANDING, R_HIP, R_KNEE), atol=1e-9)
 
 
+def test_the_eye_to_ear_ratios_of_both_sides_are_averaged() -> None:
+    r_eye, l_eye, r_ear, l_ear = 14, 15, 16, 17
+    destination = STANDING.copy()
+    destination[r_ear] = STANDING[r_eye] + 2 * (
+        STANDING[r_ear] - STANDING[r_eye]
+    )  # ratio 2 on the right, 1 on the left
+    out = _body_pixels(_retarget_one(_pose(STANDING), _pose(destination)))
+    for eye, ear in ((r_eye, r_ear), (l_eye, l_ear)):
+        np.testing.assert_allclose(out[ear] - out[eye], 1.5 * (STANDING[ear] - STANDING[eye]), atol=1e-9)
+
+
 def test_a_foot_is_clamped_to_half_its_own_shin_in_its_own_direction() -> None:
     source = STANDING.copy()
     source[R_KNEE] = (90, 140)  # right shin 32 px, left 36 px
@@ -186,6 +197,7 @@ def test_prepare_wan_inputs_retargets_onto_the_reference_and_draws_at_its_size(e
     assert retargeted.reference_image.shape == (256, 192, 3)
     assert retargeted.pose_frames.shape == (3, 256, 192, 3) and retargeted.pose_frames.any()
     assert not np.array_equal(retargeted.pose_frames, plain.pose_frames)
+    assert retargeted.face_frames.any()
     np.testing.assert_array_equal(retargeted.face_frames, plain.face_frames)  # faces from the native frames
 
 
