@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.backends.wan_animate.aapose import to_aapose_sequence
+from core.backends.wan_animate.aapose import AAPose, to_aapose, to_aapose_sequence
 from core.backends.wan_animate.draw import draw_aapose
 from core.backends.wan_animate.face import FACE_SIZE, crop_face
+from core.backends.wan_animate.retarget import retarget_sequence
 from core.backends.wan_animate.sizes import padding_resize, resize_by_area
 from core.contract.params import WAN_RESOLUTION_AREAS, WanAnimateParams
 from core.contract.stages import Stage, StageTimer
@@ -54,7 +55,9 @@ def prepare_wan_inputs(
     """Detect the driving poses (unless given), draw them and crop the faces, as the reference's animate mode.
 
     Without retargeting, each skeleton is drawn at the driving frame's own size, then letterboxed to the
-    reference's (§3 "Drawing"); the faces are cropped from the native frames.
+    reference's (§3 "Drawing"). With ``params.retarget``, the skeletons are retargeted from driving frame 0
+    onto the reference's pose (detected on the resized reference) and drawn at the reference's size. The
+    faces are cropped from the native frames either way.
 
     Args:
         image: (h, w, 3) uint8 RGB reference image at its own size.
@@ -64,12 +67,11 @@ def prepare_wan_inputs(
             (WAN_RESOLUTION_AREAS). A tiny test model passes its own, smaller one.
 
     Raises:
-        MediaError: no driving frames. NoPersonError: no person in any driving frame.
-        ValueError: ``driving_poses`` is not one Pose per frame. NotImplementedError: ``params.retarget``.
+        MediaError: no driving frames. NoPersonError: no person in any driving frame; with ``params.retarget``,
+            none in the reference image, or a body without height in it or in driving frame 0.
+        ValueError: ``driving_poses`` is not one Pose per frame.
     """
     _check_inputs(image, driving_frames, driving_poses)
-    if params.retarget:
-        raise NotImplementedError("retargeting the driving skeleton is not implemented yet")
     timer = StageTimer()
     with timer.stage(Stage.pose):
         # 1. The reference at the resolution's area: its size is the output size.
@@ -82,14 +84,28 @@ def prepare_wan_inputs(
             raise NoPersonError("no person found in any frame of the driving video")
         frame_hw = (driving_frames.shape[1], driving_frames.shape[2])
         aaposes = to_aapose_sequence(poses, frame_hw)
-        # 3. Skeletons drawn at the frame size, letterboxed to the output size; faces from the native frames.
+        # 3. Skeletons: retargeted onto the reference's pose and drawn at the output size, or drawn at the
+        # frame size and letterboxed to it. Faces from the native frames.
         num_frames = len(aaposes)
         pose_frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
         face_frames = np.empty((num_frames, FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8)
+        if params.retarget:
+            for index, retargeted in enumerate(retarget_sequence(aaposes, _reference_aapose(reference, estimator))):
+                pose_frames[index] = draw_aapose(retargeted)
+        else:
+            for index, aapose in enumerate(aaposes):
+                pose_frames[index] = padding_resize(draw_aapose(aapose), height, width)
         for index, aapose in enumerate(aaposes):
-            pose_frames[index] = padding_resize(draw_aapose(aapose), height, width)
             face_frames[index] = crop_face(driving_frames[index], aapose)
     return WanInputs(reference, pose_frames, face_frames, list(poses), timer.timings)
+
+
+def _reference_aapose(reference: np.ndarray, estimator: PoseEstimator) -> AAPose:
+    """The resized reference's pose (its largest person), the destination of retargeting."""
+    pose = estimator.estimate(reference)
+    if not (pose.num_persons and pose.body_visible.any()):
+        raise NoPersonError("no person found in the reference image, which retargeting needs: turn retarget off")
+    return to_aapose(pose, reference.shape[:2])
 
 
 def _check_inputs(image: np.ndarray, driving_frames: np.ndarray, driving_poses: list[Pose] | None) -> None:
