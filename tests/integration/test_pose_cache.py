@@ -224,7 +224,8 @@ def test_another_sample_stride_is_a_miss(
         video = read_video_frames(tmp_path / "drive.mp4", sample_stride=stride)
         assert video.frames.shape[0] == 2
         before = estimator.images
-        poses = prepare_job_poses(job, image, video, tmp_path / "drive.mp4", estimator, cache)
+        counted = Animator(estimator=estimator, pipeline=animator.pipeline)  # type: ignore[arg-type]
+        poses = prepare_job_poses(job, image, video, tmp_path / "drive.mp4", counted, cache)
         assert poses.cache is not None
         uses.append((poses.cache.driving_pose, estimator.images - before))
     assert uses == [("miss", 1 + 2), ("miss", 1 + 2), ("hit", 1)]
