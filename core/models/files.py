@@ -72,7 +72,7 @@ def resolve_model_files(model_dir: Path | str) -> ModelFiles:
         raise ModelFilesError(f"model directory {root} does not exist or is not a directory")
     svd_dir = root / SVD_DIR
     for relative, keys in _REQUIRED_JSON.items():
-        _check_json(svd_dir / relative, keys)
+        read_json_file(svd_dir / relative, keys, expected="the SVD-xt-1.1 diffusers file")
     variants = {name: _weight_variant(svd_dir / name, files) for name, files in _WEIGHT_NAMES.items()}
     files = ModelFiles(
         root=root,
@@ -93,9 +93,14 @@ def resolve_model_files(model_dir: Path | str) -> ModelFiles:
     return files
 
 
-def _check_json(path: Path, required_keys: tuple[str, ...]) -> None:
+def read_json_file(path: Path, required_keys: tuple[str, ...], *, expected: str) -> dict[str, object]:
+    """A model directory's JSON object with ``required_keys``; ``expected`` says what the file is, in errors.
+
+    Raises:
+        ModelFilesError: missing, not JSON, not an object, or a key missing, naming the file.
+    """
     if not path.is_file():
-        raise ModelFilesError(f"missing {path}: expected the SVD-xt-1.1 diffusers file {path.name}")
+        raise ModelFilesError(f"missing {path}: expected {expected} {path.name}")
     try:
         content = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -105,6 +110,7 @@ def _check_json(path: Path, required_keys: tuple[str, ...]) -> None:
     missing = [key for key in required_keys if key not in content]
     if missing:
         raise ModelFilesError(f"malformed {path}: missing keys {', '.join(missing)}")
+    return content
 
 
 def _weight_variant(component_dir: Path, names: tuple[str, str]) -> str | None:

@@ -4,12 +4,11 @@ files in MimicMotion's layout, so both models load their pose estimator the same
 Checks are cheap (existence, JSON parses, required keys), run before any heavy loading, and name the file.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ModelFilesError
-from core.models.files import DETECTOR_FILE, POSE_MODEL_FILE, TINY_MARKER_FILE
+from core.models.files import DETECTOR_FILE, POSE_MODEL_FILE, TINY_MARKER_FILE, read_json_file
 
 PIPELINE_CLASS = "WanAnimatePipeline"
 # Component folder -> its config file and keys we rely on (wan-animate-reference §5).
@@ -59,7 +58,7 @@ def resolve_wan_files(model_dir: Path | str) -> WanModelFiles:
     if not root.is_dir():
         raise ModelFilesError(f"model directory {root} does not exist or is not a directory")
     for relative, keys in _REQUIRED_JSON.items():
-        content = _read_json(root / relative, keys)
+        content = read_json_file(root / relative, keys, expected="the Wan2.2-Animate-14B-Diffusers file")
         if relative == "model_index.json" and content["_class_name"] != PIPELINE_CLASS:
             raise ModelFilesError(
                 f"malformed {root / relative}: _class_name is {content['_class_name']!r}, expected {PIPELINE_CLASS!r}"
@@ -79,18 +78,3 @@ def resolve_wan_files(model_dir: Path | str) -> WanModelFiles:
         if not path.is_file() or path.stat().st_size == 0:
             raise ModelFilesError(f"missing {path}: expected {what}")
     return files
-
-
-def _read_json(path: Path, required_keys: tuple[str, ...]) -> dict[str, object]:
-    if not path.is_file():
-        raise ModelFilesError(f"missing {path}: expected the Wan2.2-Animate-14B-Diffusers file {path.name}")
-    try:
-        content = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFilesError(f"malformed {path}: not valid JSON ({exc})") from exc
-    if not isinstance(content, dict):
-        raise ModelFilesError(f"malformed {path}: expected a JSON object")
-    missing = [key for key in required_keys if key not in content]
-    if missing:
-        raise ModelFilesError(f"malformed {path}: missing keys {', '.join(missing)}")
-    return content
