@@ -13,6 +13,7 @@ from core.pose.records import Pose
 
 _ARRAYS = ("body", "body_scores", "face", "face_scores", "left_hands", "left_hand_scores", "right_hands",
            "right_hand_scores")  # fmt: skip
+_FEET = ("feet", "feet_scores")  # stored when every pose has them (files from before the feet have none)
 
 
 def save_poses(path: Path, poses: list[Pose], frame_indices: np.ndarray, usable: np.ndarray) -> None:
@@ -25,7 +26,8 @@ def save_poses(path: Path, poses: list[Pose], frame_indices: np.ndarray, usable:
         raise ValueError(f"got {len(poses)} poses, {len(frame_indices)} frame indices, {len(usable)} flags")
     num_persons = np.array([pose.num_persons for pose in poses], dtype=np.int64)
     max_persons = int(num_persons.max(initial=0))
-    padded: dict[str, list[np.ndarray]] = {name: [] for name in _ARRAYS}
+    with_feet = bool(poses) and all(pose.feet is not None and pose.feet_scores is not None for pose in poses)
+    padded: dict[str, list[np.ndarray]] = {name: [] for name in (*_ARRAYS, *(_FEET if with_feet else ()))}
     for pose in poses:
         count = pose.num_persons
         parts = {
@@ -34,6 +36,9 @@ def save_poses(path: Path, poses: list[Pose], frame_indices: np.ndarray, usable:
             "left_hands": pose.hands[:count], "left_hand_scores": pose.hand_scores[:count],
             "right_hands": pose.hands[count:], "right_hand_scores": pose.hand_scores[count:],
         }  # fmt: skip
+        if with_feet:
+            assert pose.feet is not None and pose.feet_scores is not None
+            parts.update(feet=pose.feet, feet_scores=pose.feet_scores)
         for name, array in parts.items():
             padding = np.zeros((max_persons - count, *array.shape[1:]), dtype=array.dtype)
             padded[name].append(np.concatenate([array, padding]))
@@ -52,6 +57,7 @@ def load_poses(path: Path) -> tuple[list[Pose], np.ndarray, np.ndarray]:
     """Read a file written by ``save_poses``: (poses, frame_indices (S,) int64, usable (S,) bool)."""
     with np.load(path) as data:
         arrays = {name: data[name] for name in (*_ARRAYS, "num_persons", "frame_indices", "usable")}
+        feet = {name: data[name] for name in _FEET if name in data.files}
     poses = []
     for frame, count in enumerate(arrays["num_persons"]):
         count = int(count)
@@ -65,6 +71,8 @@ def load_poses(path: Path) -> tuple[list[Pose], np.ndarray, np.ndarray]:
                 hand_scores=np.concatenate(
                     [arrays["left_hand_scores"][frame, :count], arrays["right_hand_scores"][frame, :count]]
                 ),
+                feet=feet["feet"][frame, :count] if feet else None,
+                feet_scores=feet["feet_scores"][frame, :count] if feet else None,
             )
         )
     return poses, arrays["frame_indices"], arrays["usable"]
