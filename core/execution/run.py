@@ -176,18 +176,11 @@ class _JobRun:
         model = self.deps.animator()
         # 1. Fetch and decode the inputs (refused addresses, caps and bad media fail the job here),
         #    unless the worker prepared them, poses too, while the previous job denoised.
-        progress.start(Stage.fetching)
-        with timer.stage(Stage.fetching):
-            prepared = self.deps.prefetch.take(job.id) if self.deps.prefetch is not None else None
-            if prepared is not None:
-                image, video = prepared.image, prepared.video
-            else:
-                deps = self.deps
-                image, video = fetch_job_inputs(job, settings, self.tmp, storage=deps.storage, db=deps.store.db)
+        image, video, prepared_poses = self.fetch_inputs()
         # 2. Poses: the reference fitted to the output, every frame's pose extracted (or the driving frames'
         #    taken from the pose cache) and drawn, and whatever else the model conditions on
         progress.start(Stage.pose)
-        poses = prepared.poses if prepared else self.prepare_poses(image, video, model)
+        poses = prepared_poses if prepared_poses is not None else self.prepare_poses(image, video, model)
         posed = poses.posed
         timer.timings.update(posed.timings)  # timed where it ran: here, or ahead in the prefetch
         if poses.cache is not None:
@@ -305,7 +298,7 @@ class _JobRun:
             return None
         self.progress.check_deadline()
         self.events.record(self.job, "job.started")  # once per job: generate() recording it again sends nothing
-        image, video = self.fetch_inputs()
+        image, video, _ = self.fetch_inputs()  # prepared poses, if any, are not needed: only the upload runs
         params = with_seed(self.job.params)
         checkpoints = self.checkpoints = self._checkpoints(params, image, video.frames, self._dtype())
         assert checkpoints is not None  # checkpoints are on
@@ -322,15 +315,16 @@ class _JobRun:
         self.deps.store.update_running(self.job.id, self.deps.worker, resumed_from_step=steps)
         return kept
 
-    def fetch_inputs(self) -> tuple[np.ndarray, DecodedVideo]:
-        """Stage 1: the job's image and decoded video, from the prefetch when it prepared them."""
+    def fetch_inputs(self) -> tuple[np.ndarray, DecodedVideo, JobPoses | None]:
+        """Stage 1: the job's image and decoded video, and the poses when the prefetch prepared all three."""
         self.progress.start(Stage.fetching)
         with self.timer.stage(Stage.fetching):
             prepared = self.deps.prefetch.take(self.job.id) if self.deps.prefetch is not None else None
             if prepared is not None:
-                return prepared.image, prepared.video
+                return prepared.image, prepared.video, prepared.poses
             deps = self.deps
-            return fetch_job_inputs(self.job, deps.settings, self.tmp, storage=deps.storage, db=deps.store.db)
+            image, video = fetch_job_inputs(self.job, deps.settings, self.tmp, storage=deps.storage, db=deps.store.db)
+            return image, video, None
 
     def _dtype(self) -> object:
         return self.deps.animator().dtype
