@@ -67,9 +67,7 @@ def resolve_model_files(model_dir: Path | str) -> ModelFiles:
     Raises:
         ModelFilesError: naming the first missing or malformed file and what was expected.
     """
-    root = Path(model_dir).expanduser()
-    if not root.is_dir():
-        raise ModelFilesError(f"model directory {root} does not exist or is not a directory")
+    root = model_root(model_dir)
     svd_dir = root / SVD_DIR
     for relative, keys in _REQUIRED_JSON.items():
         read_json_file(svd_dir / relative, keys, expected="the SVD-xt-1.1 diffusers file")
@@ -83,14 +81,38 @@ def resolve_model_files(model_dir: Path | str) -> ModelFiles:
         vae_variant=variants["vae"],
         image_encoder_variant=variants["image_encoder"],
     )
-    for path, what in (
+    check_weight_files(
         (files.checkpoint, "the MimicMotion checkpoint (torch state dict with unet.* and pose_net.* keys)"),
-        (files.detector, "the YOLOX-L person detector (ONNX)"),
-        (files.pose_model, "the DWPose whole-body model (ONNX)"),
-    ):
+        *dwpose_files(root),
+    )
+    return files
+
+
+def model_root(model_dir: Path | str) -> Path:
+    """``model_dir`` as a path, checked to be a directory (every layout starts here)."""
+    root = Path(model_dir).expanduser()
+    if not root.is_dir():
+        raise ModelFilesError(f"model directory {root} does not exist or is not a directory")
+    return root
+
+
+def dwpose_files(root: Path) -> tuple[tuple[Path, str], tuple[Path, str]]:
+    """The two DWPose files every model's directory holds, with what each is (for ``check_weight_files``)."""
+    return (
+        (root / DETECTOR_FILE, "the YOLOX-L person detector (ONNX)"),
+        (root / POSE_MODEL_FILE, "the DWPose whole-body model (ONNX)"),
+    )
+
+
+def check_weight_files(*expected: tuple[Path, str]) -> None:
+    """Each (path, what it is) is a non-empty file.
+
+    Raises:
+        ModelFilesError: naming the first that is missing or empty, and what was expected there.
+    """
+    for path, what in expected:
         if not path.is_file() or path.stat().st_size == 0:
             raise ModelFilesError(f"missing {path}: expected {what}")
-    return files
 
 
 def read_json_file(path: Path, required_keys: tuple[str, ...], *, expected: str) -> dict[str, object]:

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ModelFilesError
-from core.models.files import DETECTOR_FILE, POSE_MODEL_FILE, TINY_MARKER_FILE, read_json_file
+from core.models.files import (
+    DETECTOR_FILE,
+    POSE_MODEL_FILE,
+    TINY_MARKER_FILE,
+    check_weight_files,
+    dwpose_files,
+    model_root,
+    read_json_file,
+)
 
 PIPELINE_CLASS = "WanAnimatePipeline"
 # Component folder -> its config file and keys we rely on (wan-animate-reference §5).
@@ -54,9 +62,7 @@ def resolve_wan_files(model_dir: Path | str) -> WanModelFiles:
     Raises:
         ModelFilesError: naming the first missing or malformed file and what was expected.
     """
-    root = Path(model_dir).expanduser()
-    if not root.is_dir():
-        raise ModelFilesError(f"model directory {root} does not exist or is not a directory")
+    root = model_root(model_dir)
     for relative, keys in _REQUIRED_JSON.items():
         content = read_json_file(root / relative, keys, expected="the Wan2.2-Animate-14B-Diffusers file")
         if relative == "model_index.json" and content["_class_name"] != PIPELINE_CLASS:
@@ -70,11 +76,5 @@ def resolve_wan_files(model_dir: Path | str) -> WanModelFiles:
         folder = root / component
         if not any(path.name.endswith(_WEIGHT_SUFFIXES) for path in folder.iterdir()):
             raise ModelFilesError(f"missing weights in {folder}: expected *.safetensors (or a sharded index)")
-    files = WanModelFiles(root=root, detector=root / DETECTOR_FILE, pose_model=root / POSE_MODEL_FILE)
-    for path, what in (
-        (files.detector, "the YOLOX-L person detector (ONNX)"),
-        (files.pose_model, "the DWPose whole-body model (ONNX)"),
-    ):
-        if not path.is_file() or path.stat().st_size == 0:
-            raise ModelFilesError(f"missing {path}: expected {what}")
-    return files
+    check_weight_files(*dwpose_files(root))
+    return WanModelFiles(root=root, detector=root / DETECTOR_FILE, pose_model=root / POSE_MODEL_FILE)
