@@ -5,17 +5,14 @@ The storage talks to moto through tests/support/faulty_proxy.py, which drops cho
 while a checkpoint is stored).
 """
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 import torch
-from botocore.config import Config
 
 from core.contract.params import JobParams
 from core.execution.checkpoints import CheckpointStats, DenoisingCheckpoints, delete_checkpoints, denoise_checkpoint_key
@@ -26,7 +23,7 @@ from core.settings import Settings
 from core.storage import S3Storage
 from tests.support.faulty_proxy import Fault, FaultyProxy, faulty_proxy
 from tests.support.network import forbid_non_loopback_traffic
-from tests.support.s3 import running_moto_server, use_dummy_aws_credentials
+from tests.support.s3 import new_bucket, running_moto_server, use_dummy_aws_credentials
 
 SHAPE = (1, 4, 4, 8, 8)
 TOTAL_STEPS = 6
@@ -51,12 +48,7 @@ class Bucket:
 def bucket(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
     forbid_non_loopback_traffic(monkeypatch)
     use_dummy_aws_credentials(monkeypatch, tmp_path)
-    name = f"ckpt-{uuid.uuid4().hex[:12]}"
-    admin = boto3.client(
-        "s3", endpoint_url=moto_endpoint, region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )  # fmt: skip
-    admin.create_bucket(Bucket=name)
+    admin, name = new_bucket(moto_endpoint, "ckpt")
     with faulty_proxy(moto_endpoint) as (proxy, url):
         storage = S3Storage(Settings(data_dir=tmp_path / "data", s3_endpoint_url=url, s3_bucket=name))
         yield Bucket(storage, proxy, admin, name)

@@ -1,19 +1,16 @@
 """PoseCacheStore on real Redis, with local storage and with moto's S3: round trips, LRU eviction under the bound."""
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from core.jobs.keys import KeyedRedis
 from core.jobs.pose_cache import PoseCacheStore
 from core.settings import Settings
 from core.storage import LocalStorage, S3Storage, Storage
 from tests.support.network import forbid_non_loopback_traffic
-from tests.support.s3 import running_moto_server, use_dummy_aws_credentials
+from tests.support.s3 import new_bucket, running_moto_server, use_dummy_aws_credentials
 
 ENTRY_BYTES = 1000
 
@@ -42,12 +39,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
     forbid_non_loopback_traffic(monkeypatch)
     use_dummy_aws_credentials(monkeypatch, tmp_path)
     endpoint = request.getfixturevalue("moto_endpoint")
-    bucket = f"cache-{uuid.uuid4().hex[:12]}"
-    admin = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )  # fmt: skip
-    admin.create_bucket(Bucket=bucket)
+    _, bucket = new_bucket(endpoint, "cache")
     return S3Storage(Settings(data_dir=tmp_path / "data", s3_endpoint_url=endpoint, s3_bucket=bucket))
 
 

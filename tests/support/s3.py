@@ -36,6 +36,23 @@ def use_dummy_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+def new_bucket(endpoint: str, prefix: str) -> tuple[Any, str]:
+    """A fresh, uniquely named bucket on the moto server at ``endpoint``: a boto3 client straight to it, and the
+    name (SigV4, path-style, as S3Storage talks). Dummy credentials must be set (``use_dummy_aws_credentials``)."""
+    import uuid
+
+    import boto3
+    from botocore.config import Config
+
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    admin = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )  # fmt: skip
+    admin.create_bucket(Bucket=name)
+    return admin, name
+
+
 @contextlib.contextmanager
 def moto_bucket(bucket: str, *, versioned: bool = False) -> Iterator[Any]:
     """A boto3 client of a fresh moto server holding ``bucket`` (keeping every version when ``versioned``)."""
