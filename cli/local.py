@@ -38,8 +38,7 @@ def animate_command(args: argparse.Namespace, settings: Settings) -> None:
     started = time.perf_counter()
     image = read_image(args.image)
     sampling = backend.frame_sampling(params)
-    at_rate = {} if sampling.target_fps is None else {"target_fps": sampling.target_fps}
-    video = read_video_frames(args.video, sample_stride=sampling.sample_stride, **at_rate)
+    video = read_video_frames(args.video, sample_stride=sampling.sample_stride, target_fps=sampling.target_fps)
     read_s = time.perf_counter() - started
     options = LoadOptions(
         device=args.device or settings.device, dtype=args.dtype or settings.dtype,

@@ -33,7 +33,7 @@ def fetch_job_inputs(
     _fetch(job, job.video_url, tmp / VIDEO_FILE, settings.fetch_max_video_bytes, settings, storage, db, label="video")
     sampling = backend_for(job.model).frame_sampling(job.params)
     video = read_video_frames(
-        tmp / VIDEO_FILE, sample_stride=sampling.sample_stride, **_at_rate(sampling.target_fps),
+        tmp / VIDEO_FILE, sample_stride=sampling.sample_stride, target_fps=sampling.target_fps,
         max_frames=settings.max_video_frames,
         max_pixels_per_frame=settings.max_video_pixels, max_duration_s=settings.max_video_duration_s,
         max_decoded_bytes=settings.max_decoded_video_bytes, held_bytes_per_frame=_held_bytes_per_frame(job, image),
@@ -67,8 +67,3 @@ def _held_bytes_per_frame(job: Job, image: np.ndarray) -> int:
     generated frame, each (H_t, W_t, 3) uint8 at the output size (core.animate.Animation)."""
     height, width = backend_for(job.model).output_size((image.shape[0], image.shape[1]), job.params)
     return 2 * height * width * 3
-
-
-def _at_rate(target_fps: float | None) -> dict[str, float]:
-    # Only models that sample by rate pass it (the decoder's keyword exists since the second model).
-    return {} if target_fps is None else {"target_fps": target_fps}
