@@ -165,10 +165,15 @@ function chooseModel(name, { keepValues = false } = {}) {
     showError(error);
     return;
   }
-  const keep = keepValues ? formValues(form, state.fields) : new Map();
   state.model = name;
-  state.fields = fields;
-  renderParams(form, fields, keep);
+  // The same fields as the form shows (the key changed, or the fallback form was this model's): leave the
+  // inputs alone, so nothing typed meanwhile is lost to a re-render.
+  const sameFields = keepValues && JSON.stringify(fields) === JSON.stringify(state.fields);
+  if (!sameFields) {
+    const keep = keepValues ? formValues(form, state.fields) : new Map();
+    state.fields = fields;
+    renderParams(form, fields, keep);
+  }
   renderModelInfo($("model-info"), model);
   $("params-source").textContent = `From ${name}'s params schema (GET /models); an empty field takes the default.`;
 }
